@@ -1,0 +1,122 @@
+r"""Convert the official S2R-DepthNet PyTorch checkpoints into an s2r_jax checkpoint.
+
+  python -m s2r_jax.convert \
+      --struct_encoder struct_encoder.pth --struct_decoder struct_decoder.pth \
+      --dsa dsa.pth --depth_net depth_net.pth --output ckpt/official
+
+Any subset of the networks may be given (e.g. only --struct_encoder to start
+training stage 1); --drn_imagenet drn_d_22-4bd2f8ea.pth initialises the DSA trunk
+from the ImageNet DRN-D-22 instead. DataParallel's `module.` key prefix is
+accepted. Every file is checked before anything is written: a missing,
+unexpected or mis-shaped key in any of them stops the conversion with one error
+listing them all. Reading `.pth` files needs PyTorch (`pip install s2r_jax[torch]`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Mapping
+
+import numpy as np
+from absl import app, flags, logging
+
+from s2r_jax import weights
+
+_FLAGS = {
+    "struct_encoder": "Official structure encoder (Struct_Encoder) state dict, .pth.",
+    "struct_decoder": "Official structure decoder (Struct_Decoder) state dict, .pth.",
+    "dsa": "Official depth-specific attention module (AutoED(drn_d_22())) state dict, .pth.",
+    "depth_net": "Official depth network (Depth_Net) state dict, .pth.",
+    "drn_imagenet": "ImageNet DRN-D-22 (drn_d_22-4bd2f8ea.pth): initialises only the DSA trunk; "
+                    "its fc layer is dropped. Not together with --dsa.",
+}
+_NETWORK = {"drn_imagenet": "drn_d_22_imagenet"}
+
+for _name, _help in _FLAGS.items():
+    flags.DEFINE_string(_name, None, _help)
+flags.DEFINE_string("output", None, "Directory to write the orbax checkpoint to (step 0). Must not "
+                    "hold a checkpoint already unless --overwrite.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing checkpoint in --output.")
+
+
+def read_pth(path: str) -> dict[str, np.ndarray]:
+    """A `.pth` state dict as {key: float32/int64 numpy array}."""
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise SystemExit("reading .pth files needs PyTorch: pip install 's2r_jax[torch]'") from e
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]  # a training checkpoint wrapping the state dict
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+    return {k: v.detach().cpu().numpy() for k, v in obj.items()}
+
+
+def convert(sources: Mapping[str, str], output: str, overwrite: bool = False) -> dict:
+    """Convert `{network: path}` (network as in `weights.NETWORKS`) and write `output`.
+
+    Returns the variables written. Raises `weights.WeightImportError` (nothing
+    written) if any file does not match the official layout.
+    """
+    if not sources:
+        raise ValueError("nothing to convert: give at least one of --" + ", --".join(_FLAGS))
+    imported, errors = [], []
+    for network, path in sources.items():
+        print(f"reading {network} from {path}", flush=True)
+        try:
+            imported.append(weights.import_state_dict(network, read_pth(path), source=path))
+        except weights.WeightImportError as e:
+            errors.append(str(e))
+    if errors:
+        raise weights.WeightImportError("\n".join(errors) + "\nnothing was written.")
+    variables = weights.merge_variables(*imported)
+
+    from s2r_jax.checkpoint import Checkpointer  # orbax only when writing
+
+    if os.path.isdir(output) and os.listdir(output):
+        if not overwrite:
+            raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
+        import shutil
+        shutil.rmtree(output)
+    meta = {"written_by": "s2r_jax.convert", "format": "official_pytorch",
+            "sources": {n: os.path.abspath(p) for n, p in sources.items()},
+            "modules": sorted(variables["params"])}
+    with Checkpointer(output) as ckpt:
+        ckpt.save(0, variables, meta)
+    n = sum(int(np.prod(a.shape)) for a in _leaves(variables["params"]))
+    print(f"wrote {output} (step 0): modules {', '.join(meta['modules'])}; {n:,} parameters")
+    return variables
+
+
+def _leaves(tree):
+    for v in tree.values():
+        yield from (_leaves(v) if isinstance(v, Mapping) else [v])
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if not f["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # orbax logs every step of a save at INFO
+    if f.output is None:
+        raise app.UsageError("--output is required")
+    if f.dsa and f.drn_imagenet:
+        raise app.UsageError("--dsa and --drn_imagenet both set the DSA trunk; give one")
+    sources = {_NETWORK.get(n, n): getattr(f, n) for n in _FLAGS if getattr(f, n)}
+    if not sources:
+        raise app.UsageError("give at least one checkpoint: --" + ", --".join(_FLAGS))
+    try:
+        convert(sources, f.output, f.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,56 @@
+"""The official training losses (train_loss.py), NHWC.
+
+- Multi-scale L1: the sum over the four DepthNet outputs of the mean absolute error
+  to the ground truth resized to each output's size with bilinear align_corners=True
+  (the official `adjust_gt`). An optional validity mask restricts the mean to valid
+  pixels, for the sparse ground truth of semi-supervised fine-tuning.
+- Structure-weighted term (stage 1): mean |S * exp(-beta * mean_c(|dD/dx| + |dD/dy|))|
+  with forward differences on the full-resolution ground truth D, the last row and
+  column differenced against a replicate pad (i.e. zero there).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from s2r_jax.models.layers import resize_bilinear
+
+
+def depth_l1_multiscale(preds: Sequence[jax.Array], gt: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Sum over scales of mean |pred - resize_ac(gt)|; `mask` (same shape as gt) selects valid pixels.
+
+    With a mask, each scale uses the mask resized the same way and thresholded at 1
+    (a pixel counts only if all its bilinear neighbours were valid), so the loss
+    never sees ground truth interpolated across holes.
+    """
+    gt = gt.astype(jnp.float32)
+    total = jnp.float32(0.0)
+    for pred in preds:
+        size = pred.shape[1:3]
+        err = jnp.abs(pred.astype(jnp.float32) - resize_bilinear(gt, size, align_corners=True))
+        if mask is None:
+            total = total + err.mean()
+        else:
+            m = resize_bilinear(mask.astype(jnp.float32), size, align_corners=True) >= 1.0 - 1e-6
+            total = total + jnp.sum(jnp.where(m, err, 0.0)) / jnp.maximum(jnp.sum(m), 1)
+    return total
+
+
+def _grad_x(img: jax.Array) -> jax.Array:
+    padded = jnp.concatenate([img, img[:, :, -1:]], axis=2)  # replicate pad on the right
+    return padded[:, :, :-1] - padded[:, :, 1:]
+
+
+def _grad_y(img: jax.Array) -> jax.Array:
+    padded = jnp.concatenate([img, img[:, -1:]], axis=1)  # replicate pad at the bottom
+    return padded[:, :-1] - padded[:, 1:]
+
+
+def struct_weighted_loss(structure_map: jax.Array, depth: jax.Array, beta: float = 0.001) -> jax.Array:
+    """The official `struct_weighted_loss(struct_map, depth, _, hyper_w=beta)`."""
+    depth = depth.astype(jnp.float32)
+    grad = jnp.abs(_grad_x(depth)) + jnp.abs(_grad_y(depth))
+    weight = jnp.exp(-jnp.mean(grad, axis=-1, keepdims=True) * beta)
+    return jnp.mean(jnp.abs(structure_map.astype(jnp.float32) * weight))

@@ -1,0 +1,221 @@
+"""Building blocks with PyTorch's exact semantics, in NHWC.
+
+The official S2R-DepthNet is PyTorch code; to load its weights and reproduce its
+outputs, each layer here mirrors the corresponding `torch.nn` layer: padding done
+the way the official module does it (zero padding inside the convolution or an
+explicit `ReflectionPad2d`), BatchNorm with PyTorch's running-variance update, and
+bilinear resizing with `align_corners=True` (which `jax.image.resize` cannot do).
+
+Parameters are float32; `dtype` is the computation dtype (bf16 option). Norm
+statistics are always computed in float32.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+# PyTorch's default Conv2d init (kaiming_uniform with a=sqrt(5)) is
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the trainer re-initialises where the official
+# code does, so this only matters for modules trained from scratch.
+torch_conv_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+    """`nn.ReflectionPad2d(pad)` on NHWC (the edge pixel is not repeated)."""
+    if pad == 0:
+        return x
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def avg_pool2(x: jax.Array) -> jax.Array:
+    """`nn.AvgPool2d(2, 2)` for even H and W."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def upsample_nearest2(x: jax.Array) -> jax.Array:
+    """`nn.Upsample(scale_factor=2, mode='nearest')`."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _resize_axis(x: jax.Array, out_size: int, axis: int, align_corners: bool) -> jax.Array:
+    in_size = x.shape[axis]
+    if in_size == out_size:
+        return x
+    out = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        src = out * ((in_size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(1)
+    else:  # half-pixel centres, as torch with align_corners=False (no antialias)
+        src = np.maximum((out + 0.5) * (in_size / out_size) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    frac = (src - i0).astype(np.float32)
+    shape = [1] * x.ndim
+    shape[axis] = out_size
+    frac = jnp.asarray(frac.reshape(shape), dtype=x.dtype)
+    a = jnp.take(x, i0, axis=axis)
+    b = jnp.take(x, i1, axis=axis)
+    return a + (b - a) * frac
+
+
+def resize_bilinear(x: jax.Array, size: Sequence[int], align_corners: bool = True) -> jax.Array:
+    """Bilinear resize of NHWC `x` to `size` = (H, W).
+
+    `align_corners=True` is what the official code uses everywhere (F.interpolate
+    and the loss's ground-truth resize); `jax.image.resize` only offers half-pixel
+    sampling, so this separable gather-and-lerp implements both. Gathers rather than
+    interpolation matrices, so no matmul precision setting can change the result.
+    """
+    x = _resize_axis(x, int(size[0]), 1, align_corners)
+    return _resize_axis(x, int(size[1]), 2, align_corners)
+
+
+class Conv(nn.Module):
+    """`nn.Conv2d` with zero padding `padding`; kernel stored HWIO.
+
+    Reflection padding is applied by the caller with `reflect_pad`, as the official
+    modules do with a separate `nn.ReflectionPad2d`.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    kernel_init: Any = torch_conv_init
+
+    def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return jax.lax.conv_general_dilated(
+            x, kernel, window_strides=(self.stride, self.stride), padding=[(self.padding, self.padding)] * 2,
+            rhs_dilation=(self.dilation, self.dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+        y = self._convolve(x.astype(self.dtype), kernel.astype(self.dtype))
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+class ConvTranspose(Conv):
+    """`nn.ConvTranspose2d(k, stride, padding, output_padding)` (dilation 1).
+
+    The kernel is stored HWIO as PyTorch's (in, out, kh, kw) transposed, i.e. the
+    *scatter* kernel. A transposed convolution equals a convolution of the
+    `stride`-dilated input with the spatially flipped kernel, padded by
+    (k-1-padding, k-1-padding+output_padding).
+    """
+
+    kernel_size: int = 3
+    stride: int = 2
+    padding: int = 1
+    output_padding: int = 1
+
+    def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        lo = self.kernel_size - 1 - self.padding
+        return jax.lax.conv_general_dilated(
+            x, jnp.flip(kernel, axis=(0, 1)), window_strides=(1, 1), padding=[(lo, lo + self.output_padding)] * 2,
+            lhs_dilation=(self.stride, self.stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class BatchNorm(nn.Module):
+    """`nn.BatchNorm2d` (eps 1e-5, momentum 0.1) with PyTorch's update rule.
+
+    Flax's BatchNorm updates the running variance with the biased batch variance;
+    PyTorch uses the unbiased one (n / (n - 1)), which is what makes a converted
+    model's statistics evolve as the official one's. Under `jax.jit` the mean over
+    the batch axis is over the *global* batch, so on a sharded batch the statistics
+    are synchronised across devices (the official DataParallel code normalised each
+    GPU's slice separately).
+    """
+
+    momentum: float = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch
+    epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+    scale_init: Any = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        c = x.shape[-1]
+        scale = self.param("scale", self.scale_init, (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        xf = x.astype(jnp.float32)
+        if train:
+            mean = xf.mean(axis=(0, 1, 2))
+            var = jnp.square(xf - mean).mean(axis=(0, 1, 2))
+            if not self.is_initializing():
+                n = x.shape[0] * x.shape[1] * x.shape[2]
+                unbiased = var * (n / max(n - 1, 1))
+                ra_mean.value = (1 - self.momentum) * ra_mean.value + self.momentum * mean
+                ra_var.value = (1 - self.momentum) * ra_var.value + self.momentum * unbiased
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        mul = scale * jax.lax.rsqrt(var + self.epsilon)
+        y = xf * mul + (bias - mean * mul)
+        return y.astype(self.dtype)
+
+
+def instance_norm(x: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+    """`nn.InstanceNorm2d(c)`: no affine, no running statistics, biased variance."""
+    xf = x.astype(jnp.float32)
+    mean = xf.mean(axis=(1, 2), keepdims=True)
+    var = jnp.square(xf - mean).mean(axis=(1, 2), keepdims=True)
+    return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
+
+
+def prelu(x: jax.Array, alpha: jax.Array) -> jax.Array:
+    """`nn.PReLU()` with one scalar slope."""
+    return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
+
+
+class UpProjection(nn.Module):
+    """The official `_UpProjection` (Laina et al.): resize, then two conv branches.
+
+    Used by both the structure decoder and the DSA decoder. Zero padding, no conv
+    biases, as in the official module.
+    """
+
+    features: int
+    align_corners: bool = True  # the official F.interpolate setting
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, size: Sequence[int], train: bool) -> jax.Array:
+        x = resize_bilinear(x, size, self.align_corners)
+        conv = lambda k, name: Conv(self.features, k, padding=k // 2, use_bias=False, dtype=self.dtype, name=name)
+        bn = lambda name: BatchNorm(dtype=self.dtype, name=name)
+        branch1 = nn.relu(bn("bn1")(conv(5, "conv1")(x), train))
+        branch1 = bn("bn1_2")(conv(3, "conv1_2")(branch1), train)
+        branch2 = bn("bn2")(conv(5, "conv2")(x), train)
+        return nn.relu(branch1 + branch2)
+
+
+def check_image(x: jax.Array, channels: int, what: str) -> None:
+    """Raise ValueError for inputs the official network cannot take.
+
+    DepthNet pools four times and its inception blocks reflect-pad by 5 at 1/16
+    scale, so H and W must be multiples of 16 and at least 96.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"{what}: expected an NHWC batch (4 dimensions), got shape {tuple(x.shape)}.")
+    _, h, w, c = x.shape
+    if c != channels:
+        raise ValueError(f"{what}: expected {channels} channel(s) (NHWC), got shape {tuple(x.shape)}.")
+    if h % 16 or w % 16 or h < 96 or w < 96:
+        raise ValueError(
+            f"{what}: image size {h}x{w} (HxW) is not accepted; height and width must each be a "
+            "multiple of 16 and at least 96 (e.g. 96x160, 192x640, 384x1280)."
+        )
