@@ -32,11 +32,15 @@ _FLAGS = {
 }
 _NETWORK = {"drn_imagenet": "drn_d_22_imagenet"}
 
-for _name, _help in _FLAGS.items():
-    flags.DEFINE_string(_name, None, _help)
-flags.DEFINE_string("output", None, "Directory to write the orbax checkpoint to (step 0). Must not "
-                    "hold a checkpoint already unless --overwrite.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing checkpoint in --output.")
+
+
+def define_flags():
+    """Only when run as a program: importing `convert` must not claim flag names."""
+    for name, help_ in _FLAGS.items():
+        flags.DEFINE_string(name, None, help_)
+    flags.DEFINE_string("output", None, "Directory to write the orbax checkpoint to (step 0). Must not "
+                        "hold a checkpoint already unless --overwrite.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing checkpoint in --output.")
 
 
 def read_pth(path: str) -> dict[str, np.ndarray]:
@@ -119,4 +123,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

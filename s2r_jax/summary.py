@@ -15,9 +15,6 @@ from absl import app, flags
 from s2r_jax.models import MODULES, S2RDepthNet
 from s2r_jax.weights import OFFICIAL_PARAMS
 
-flags.DEFINE_integer("height", 192, "Input height (multiple of 16, >= 96).")
-flags.DEFINE_integer("width", 640, "Input width (multiple of 16, >= 96).")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Computation dtype.")
 
 
 def summarize(height: int, width: int, dtype=jnp.float32) -> dict:
@@ -39,6 +36,13 @@ def summarize(height: int, width: int, dtype=jnp.float32) -> dict:
     }
 
 
+def define_flags():
+    """Only when run as a program: importing this module must not claim flag names."""
+    flags.DEFINE_integer("height", 192, "Input height (multiple of 16, >= 96).")
+    flags.DEFINE_integer("width", 640, "Input width (multiple of 16, >= 96).")
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Computation dtype.")
+
+
 def main(argv):
     del argv
     f = flags.FLAGS
@@ -55,4 +59,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,0 +1,1 @@
+"""KITTI raw (Eigen split) as a manual-download TFDS dataset."""

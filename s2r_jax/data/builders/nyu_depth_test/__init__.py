@@ -1,0 +1,1 @@
+"""NYU Depth v2 test frames as a manual-download TFDS dataset."""
