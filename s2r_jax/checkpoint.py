@@ -4,9 +4,11 @@ A checkpoint directory holds numbered steps; each step has the items
 - `variables`: the model's Flax variables, `{'params': {module: ...}, 'batch_stats': ...}`
   keyed by the S2RDepthNet submodules it covers (a converted official checkpoint may
   hold any subset of them);
-- `meta`: JSON (what wrote it, the model configuration, the sources converted).
-Training adds its own items later; everything that only needs weights (eval,
-predict, `init_from`) reads `variables`, whatever wrote the directory.
+- `meta`: JSON (what wrote it, the configuration, the sources converted);
+- `train` (training checkpoints only): step, optimizer state and the rest of the
+  training state that `variables` does not hold.
+Everything that only needs weights (eval, predict, `init_from`) reads `variables`,
+whatever wrote the directory.
 
 Saves are asynchronous: call `wait_until_finished()` (or `close()`) before exit.
 Restores build `ShapeDtypeStruct(..., sharding=)` targets from the saved metadata,
@@ -22,6 +24,7 @@ import orbax.checkpoint as ocp
 
 VARIABLES = "variables"
 META = "meta"
+TRAIN = "train"
 
 
 class CheckpointError(ValueError):
@@ -39,13 +42,16 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=async_save, read_only=read_only,
             create=not read_only)
-        handlers = {VARIABLES: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
+        handlers = {VARIABLES: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler(),
+                    TRAIN: ocp.StandardCheckpointHandler()}
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
-    def save(self, step: int, variables: Any, meta: dict | None = None, force: bool = False) -> bool:
-        args = ocp.args.Composite(**{VARIABLES: ocp.args.StandardSave(variables),
-                                     META: ocp.args.JsonSave(meta or {})})
-        return self._manager.save(step, args=args, force=force)
+    def save(self, step: int, variables: Any, meta: dict | None = None, train: Any = None,
+             force: bool = False) -> bool:
+        items = {VARIABLES: ocp.args.StandardSave(variables), META: ocp.args.JsonSave(meta or {})}
+        if train is not None:
+            items[TRAIN] = ocp.args.StandardSave(train)
+        return self._manager.save(step, args=ocp.args.Composite(**items), force=force)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -58,6 +64,19 @@ class Checkpointer:
         if step is None:
             raise CheckpointError(f"no checkpoint found in {self.directory}")
         return step
+
+    def variables_shapes(self, step: int | None = None) -> dict:
+        """{path: shape} of the saved variables, without reading them."""
+        metadata = self._manager.item_metadata(self._step(step))[VARIABLES]
+        flat = jax.tree_util.tree_flatten_with_path(metadata)[0]
+        return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(m.shape) for path, m in flat}
+
+    def restore_train(self, step: int, variables_target: Any, train_target: Any) -> tuple[Any, Any]:
+        """Restore `variables` and `train` onto the given abstract targets (with shardings)."""
+        args = ocp.args.Composite(**{VARIABLES: ocp.args.StandardRestore(variables_target),
+                                     TRAIN: ocp.args.StandardRestore(train_target)})
+        out = self._manager.restore(step, args=args)
+        return out[VARIABLES], out[TRAIN]
 
     def restore_meta(self, step: int | None = None) -> dict:
         step = self._step(step)

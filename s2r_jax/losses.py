@@ -25,15 +25,16 @@ def depth_l1_multiscale(preds: Sequence[jax.Array], gt: jax.Array, mask: jax.Arr
     (a pixel counts only if all its bilinear neighbours were valid), so the loss
     never sees ground truth interpolated across holes.
     """
-    gt = gt.astype(jnp.float32)
-    total = jnp.float32(0.0)
+    dt = jnp.promote_types(preds[-1].dtype, jnp.float32)  # float32, or float64 for numerical checks
+    gt = gt.astype(dt)
+    total = jnp.zeros((), dt)
     for pred in preds:
         size = pred.shape[1:3]
-        err = jnp.abs(pred.astype(jnp.float32) - resize_bilinear(gt, size, align_corners=True))
+        err = jnp.abs(pred.astype(dt) - resize_bilinear(gt, size, align_corners=True))
         if mask is None:
             total = total + err.mean()
         else:
-            m = resize_bilinear(mask.astype(jnp.float32), size, align_corners=True) >= 1.0 - 1e-6
+            m = resize_bilinear(mask.astype(dt), size, align_corners=True) >= 1.0 - 1e-6
             total = total + jnp.sum(jnp.where(m, err, 0.0)) / jnp.maximum(jnp.sum(m), 1)
     return total
 
@@ -50,7 +51,8 @@ def _grad_y(img: jax.Array) -> jax.Array:
 
 def struct_weighted_loss(structure_map: jax.Array, depth: jax.Array, beta: float = 0.001) -> jax.Array:
     """The official `struct_weighted_loss(struct_map, depth, _, hyper_w=beta)`."""
-    depth = depth.astype(jnp.float32)
+    dt = jnp.promote_types(structure_map.dtype, jnp.float32)
+    depth = depth.astype(dt)
     grad = jnp.abs(_grad_x(depth)) + jnp.abs(_grad_y(depth))
     weight = jnp.exp(-jnp.mean(grad, axis=-1, keepdims=True) * beta)
-    return jnp.mean(jnp.abs(structure_map.astype(jnp.float32) * weight))
+    return jnp.mean(jnp.abs(structure_map.astype(dt) * weight))

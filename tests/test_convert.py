@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import golden
-from s2r_jax import checkpoint, convert, weights
+from s2r_jax import checkpoint, convert
 from s2r_jax.models import S2RDepthNet
 
 NETWORKS = ("struct_encoder", "struct_decoder", "dsa", "depth_net")

@@ -83,7 +83,7 @@ def test_batchnorm_statistics_are_synchronised_across_a_sharded_batch(tiny):
     xs = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
     got_out, got_stats = apply(variables, xs)
     assert len(xs.sharding.device_set) == 8
-    for a, b in zip(jax.tree.leaves((got_out, got_stats)), jax.tree.leaves((want_out, want_stats))):
+    for a, b in zip(jax.tree.leaves((got_out, got_stats)), jax.tree.leaves((want_out, want_stats)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
     # per-device statistics would differ: the first BatchNorm's batch mean of one shard
     # is not the global one, so the check above is not vacuous

@@ -21,11 +21,14 @@ def test_quickstart_has_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in blocks[1]
 
 
-def test_models_losses_converter_and_checkpoints_import_without_tensorflow():
+def test_models_losses_converter_steps_and_benchmarks_import_without_tensorflow():
     # Make any import of tensorflow fail, as on the GPU image where it is not installed.
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None\n"
             "import s2r_jax.models, s2r_jax.losses, s2r_jax.weights, s2r_jax.convert, s2r_jax.checkpoint, "
-            "s2r_jax.summary\n"
+            "s2r_jax.summary, s2r_jax.training.config, s2r_jax.training.state, s2r_jax.training.step, "
+            "s2r_jax.training.sharding, s2r_jax.training.variables, s2r_jax.data.kitti_gt, "
+            "s2r_jax.data.procedural, s2r_jax.data.batching, s2r_jax.benchmarks.train_step, "
+            "s2r_jax.benchmarks.gt_export\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

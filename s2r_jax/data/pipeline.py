@@ -44,6 +44,11 @@ def host_split(cfg, process_index: int, process_count: int) -> str:
     return tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index]
 
 
+def num_examples(cfg) -> int:
+    """Examples in the (possibly truncated) split, over all hosts."""
+    return _builder(cfg).info.splits[host_split(cfg, 0, 1)].num_examples
+
+
 def _depth_spec(cfg):
     if cfg.dataset not in DEPTH_FEATURES:
         raise ValueError(f"no depth convention for dataset {cfg.dataset!r}; known: {sorted(DEPTH_FEATURES)}")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from s2r_jax.models.layers import (BatchNorm, Conv, ConvTranspose, Dtype, avg_pool2, check_image, prelu,
-                                   reflect_pad, upsample_nearest2)
+                                   reflect_pad, stat_dtype, upsample_nearest2)
 
 PRELU_INIT = 0.25  # torch.nn.PReLU default
 
@@ -98,7 +98,7 @@ class OutputBlock(nn.Module):
     @nn.compact
     def __call__(self, x):
         x = Conv(1, self.kernel_size, use_bias=False, dtype=self.dtype, name="conv")(reflect_pad(x, self.kernel_size // 2))
-        return jnp.tanh(x.astype(jnp.float32))
+        return jnp.tanh(x.astype(stat_dtype(self.dtype)))
 
 
 class DepthNet(nn.Module):

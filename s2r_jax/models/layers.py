@@ -6,8 +6,9 @@ the way the official module does it (zero padding inside the convolution or an
 explicit `ReflectionPad2d`), BatchNorm with PyTorch's running-variance update, and
 bilinear resizing with `align_corners=True` (which `jax.image.resize` cannot do).
 
-Parameters are float32; `dtype` is the computation dtype (bf16 option). Norm
-statistics are always computed in float32.
+Parameters are float32; `dtype` is the computation dtype (bf16 option; float64
+under `jax.enable_x64` for numerical checks). Norm statistics, sigmoids and tanhs
+are computed in at least float32 (`stat_dtype`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ Dtype = Any
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the trainer re-initialises where the official
 # code does, so this only matters for modules trained from scratch.
 torch_conv_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def stat_dtype(dtype) -> jnp.dtype:
+    """At least float32: bf16 computation keeps statistics in float32, float64 stays float64."""
+    return jnp.promote_types(dtype, jnp.float32)
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -152,15 +158,15 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        xf = x.astype(jnp.float32)
+        xf = x.astype(stat_dtype(self.dtype))
         if train:
             mean = xf.mean(axis=(0, 1, 2))
             var = jnp.square(xf - mean).mean(axis=(0, 1, 2))
             if not self.is_initializing():
                 n = x.shape[0] * x.shape[1] * x.shape[2]
                 unbiased = var * (n / max(n - 1, 1))
-                ra_mean.value = (1 - self.momentum) * ra_mean.value + self.momentum * mean
-                ra_var.value = (1 - self.momentum) * ra_var.value + self.momentum * unbiased
+                ra_mean.value = ((1 - self.momentum) * ra_mean.value + self.momentum * mean).astype(jnp.float32)
+                ra_var.value = ((1 - self.momentum) * ra_var.value + self.momentum * unbiased).astype(jnp.float32)
         else:
             mean, var = ra_mean.value, ra_var.value
         mul = scale * jax.lax.rsqrt(var + self.epsilon)
@@ -170,7 +176,7 @@ class BatchNorm(nn.Module):
 
 def instance_norm(x: jax.Array, epsilon: float = 1e-5) -> jax.Array:
     """`nn.InstanceNorm2d(c)`: no affine, no running statistics, biased variance."""
-    xf = x.astype(jnp.float32)
+    xf = x.astype(stat_dtype(x.dtype))
     mean = xf.mean(axis=(1, 2), keepdims=True)
     var = jnp.square(xf - mean).mean(axis=(1, 2), keepdims=True)
     return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)

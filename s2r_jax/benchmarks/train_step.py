@@ -1,0 +1,126 @@
+"""Training-step speed per stage and dtype, on synthetic in-memory batches.
+
+  python -m s2r_jax.benchmarks.train_step [--config configs/dsa_depth.py] \
+      [--stages struct_decoder,dsa_depth] [--dtypes float32,bfloat16] [--batch_size 32] [--steps 20]
+
+For each stage: the median step time over `--steps` steps after warm-up (timed with
+`block_until_ready`), images/s, peak device memory, XLA's cost-analysis FLOPs per
+image, achieved FLOP/s and, on GPUs with a known peak, the fraction of the card's
+bf16 peak (MFU). No tensorflow needed: runs on the GPU image as it is. Prints a
+table and one JSON line per measurement.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from s2r_jax.training.sharding import make_mesh, replicated, state_sharding
+from s2r_jax.training.state import build_model, create_state, learning_rate_schedule, make_optimizer
+from s2r_jax.training.step import make_train_step
+from s2r_jax.training.variables import abstract_variables, initial_variables
+
+# Dense bf16 peak FLOP/s by device kind (vendor figures, without sparsity).
+BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
+             "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "TPU v4": 275e12,
+             "TPU v5 lite": 197e12, "TPU v5p": 459e12}
+
+STAGES = {  # the stage configs' module choices (kept here so no config file must be importable)
+    "struct_decoder": dict(train_modules=("struct_decoder", "depth_net"), frozen_modules=("struct_encoder",),
+                           use_attention=False, struct_weight=1.0),
+    "dsa_depth": dict(train_modules=("dsa", "depth_net"), frozen_modules=("struct_encoder", "struct_decoder"),
+                      use_attention=True, struct_weight=0.0),
+}
+
+
+def define_flags():
+    from ml_collections import config_flags
+    config_flags.DEFINE_config_file("config", "configs/dsa_depth.py", "A training config (its model and data size).")
+    flags.DEFINE_string("stages", "struct_decoder,dsa_depth", "Comma-separated stages to time.")
+    flags.DEFINE_string("dtypes", "float32,bfloat16", "Computation dtypes to time.")
+    flags.DEFINE_integer("batch_size", 0, "Global batch (default: the config's on GPU/TPU, 2 on CPU).")
+    flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
+
+
+def time_stage(config, stage: str, dtype: str, batch_size: int, steps: int) -> dict:
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        for k, v in STAGES[stage].items():
+            if k == "struct_weight":
+                config.loss.struct_weight = v
+            else:
+                config[k] = v
+        config.model.dtype = dtype
+        config.allow_random_frozen = True
+        config.init_from = {m: "" for m in config.init_from}
+    mesh = make_mesh(config)
+    model = build_model(config)
+    tx = make_optimizer(config, steps_per_epoch=1000)
+    abstract = abstract_variables(model, config)
+    variables = initial_variables(config, abstract, jax.random.key(0))
+    abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
+    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
+    state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)(variables)
+    h, w = config.data.image_size
+    rng = np.random.default_rng(0)
+    data_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    batch = {"image": rng.uniform(-1, 1, (batch_size, h, w, 3)), "depth": rng.uniform(-1, 1, (batch_size, h, w, 1)),
+             "mask": np.ones((batch_size, h, w, 1))}
+    batch = {k: jax.device_put(v.astype(np.float32), data_sharding) for k, v in batch.items()}
+    step_fn = make_train_step(model, config, tx, learning_rate_schedule(config, 1000))
+    jitted = jax.jit(step_fn, in_shardings=(shardings, data_sharding), out_shardings=(shardings, replicated(mesh)),
+                     donate_argnums=(0,))
+    compiled = jitted.lower(state, batch).compile()
+    cost = compiled.cost_analysis() or {}
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", float("nan")))
+    for _ in range(2):
+        state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    device = jax.devices()[0]
+    stats = device.memory_stats() or {}
+    peak = BF16_PEAK.get(device.device_kind)
+    achieved = flops / dt  # cost analysis is of the whole (global) step
+    return {
+        "stage": stage, "dtype": dtype, "batch_size": batch_size, "image_size": [h, w],
+        "step_ms": dt * 1e3, "images_per_s": batch_size / dt,
+        "peak_memory_gib": stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30,
+        "gflops_per_image": flops / batch_size / 1e9, "achieved_tflops": achieved / 1e12,
+        "mfu_bf16": (achieved / (peak * jax.device_count())) if peak else None,
+        "device": f"{jax.device_count()} x {device.device_kind}", "jax": jax.__version__,
+    }
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    on_cpu = jax.devices()[0].platform == "cpu"
+    batch = f.batch_size or (2 if on_cpu else f.config.data.batch_size)
+    rows = []
+    for stage in f.stages.split(","):
+        for dtype in f.dtypes.split(","):
+            r = time_stage(f.config, stage, dtype, batch, f.steps)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    print(f"\n{'stage':<16}{'dtype':<10}{'step ms':>10}{'img/s':>9}{'GFLOP/img':>11}{'TFLOP/s':>9}{'MFU':>7}"
+          f"{'peak GiB':>10}")
+    for r in rows:
+        mfu = f"{r['mfu_bf16']:.1%}" if r["mfu_bf16"] is not None else "-"
+        print(f"{r['stage']:<16}{r['dtype']:<10}{r['step_ms']:>10.1f}{r['images_per_s']:>9.2f}"
+              f"{r['gflops_per_image']:>11.1f}{r['achieved_tflops']:>9.3f}{mfu:>7}{r['peak_memory_gib']:>10.2f}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

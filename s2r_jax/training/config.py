@@ -1,0 +1,88 @@
+"""The training configuration: defaults of the official runs, and validation.
+
+Stage configs in `configs/` start from `default_config()` and change what their
+stage needs. `validate` rejects any field the defaults do not have (a typo in a
+config file would otherwise be silently ignored), naming it.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from s2r_jax.data.config import data_config
+from s2r_jax.models.depth_specific_attention import DRN_D22_CHANNELS
+from s2r_jax.models.s2r_depthnet import MODULES
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.stage = "struct_decoder"
+    c.seed = 0
+    c.model = ml_collections.ConfigDict(dict(
+        encoder_dim=64, depth_ngf=64, dsa_channels=DRN_D22_CHANNELS, shared_prelu=True, align_corners=True,
+        dtype="float32"))  # dtype: computation dtype ('bfloat16' option); parameters stay float32
+    # Which modules train (BatchNorm in train mode, Adam) and which are frozen (eval mode,
+    # no gradient, no optimizer state). Modules in neither are not part of the stage.
+    c.train_modules = ("struct_decoder", "depth_net")
+    c.frozen_modules = ("struct_encoder",)
+    c.use_attention = False  # stage 1 feeds the structure map straight to DepthNet
+    # Per module: a checkpoint directory (a workdir, or one written by s2r_jax.convert)
+    # to take that module's variables from. Unset trained modules get the official init.
+    c.init_from = ml_collections.ConfigDict({m: "" for m in MODULES})
+    c.allow_random_frozen = False  # True only for smoke tests and benchmarks
+    c.data = data_config()
+    c.loss = ml_collections.ConfigDict(dict(
+        struct_weight=1.0,   # lambda_w of the structure-weighted term (stage 1); 0 disables it
+        beta=0.001,          # hyper_w inside exp(-beta * |grad D|)
+        masked=False))       # L1 only where the ground truth is valid (sparse real ground truth)
+    c.optimizer = ml_collections.ConfigDict(dict(
+        learning_rate=1e-4, b1=0.9, b2=0.999, decay_every_epochs=10, decay_factor=0.5))
+    c.num_epochs = 120
+    c.num_train_steps = 0    # > 0 overrides num_epochs
+    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3))
+    c.log = ml_collections.ConfigDict(dict(every_steps=50, image_every_steps=1000, num_images=4, profile=False))
+    c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",)))
+    c.param_sharding = "replicated"  # or 'fsdp': large arrays split over the data axis
+    c.distributed = False  # call jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
+    return c
+
+
+def local_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The ':local' variant of every stage: tiny widths, 96x160, a few steps — a smoke
+    run on a laptop CPU, not the paper's setting."""
+    c.model.encoder_dim, c.model.depth_ngf = 8, 8
+    c.model.dsa_channels = (4, 4, 8, 8, 16, 16, 16, 16)
+    c.data.image_size = (96, 160)
+    c.data.batch_size = 8
+    c.num_train_steps = 20
+    c.checkpoint.every_steps = 10
+    c.log.every_steps = 5
+    c.log.image_every_steps = 10
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raise ValueError naming every field that the defaults do not know, and bad values."""
+    unknown = []
+
+    def walk(cfg, ref, prefix):
+        for key in cfg.keys():
+            name = f"{prefix}{key}"
+            if key not in ref:
+                unknown.append(name)
+            elif isinstance(ref[key], ml_collections.ConfigDict) and isinstance(cfg[key], ml_collections.ConfigDict):
+                walk(cfg[key], ref[key], name + ".")
+
+    walk(config, default_config(), "config.")
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+    for group in ("train_modules", "frozen_modules"):
+        bad = [m for m in config[group] if m not in MODULES]
+        if bad:
+            raise ValueError(f"config.{group}: unknown module(s) {bad}; modules are {list(MODULES)}")
+    both = set(config.train_modules) & set(config.frozen_modules)
+    if both:
+        raise ValueError(f"module(s) {sorted(both)} are both trained and frozen")
+    if config.param_sharding not in ("replicated", "fsdp"):
+        raise ValueError(f"config.param_sharding must be 'replicated' or 'fsdp', got {config.param_sharding!r}")
+    if config.model.dtype not in ("float32", "bfloat16", "float64"):  # float64: numerical checks under x64
+        raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', got {config.model.dtype!r}")

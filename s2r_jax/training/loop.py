@@ -1,0 +1,154 @@
+"""The training loop behind `train.py`: one program on every host.
+
+Resumes from the latest checkpoint in the workdir (same data order: the pipeline
+starts at the restored step), saves asynchronously every `checkpoint.every_steps`
+and at the end, saves and exits cleanly on SIGTERM, stops on a NaN/Inf loss naming
+the step (the last good checkpoint stays the latest), and logs with clu on host 0.
+"""
+from __future__ import annotations
+
+import json
+import logging as pylogging
+import signal
+
+import jax
+from absl import logging
+from clu import metric_writers, periodic_actions
+
+from s2r_jax import checkpoint
+from s2r_jax.data import batching, pipeline
+from s2r_jax.training import panels
+from s2r_jax.training.config import validate
+from s2r_jax.training.variables import flat, abstract_variables, initial_variables
+from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, param_spec, replicated, state_sharding
+from s2r_jax.training.state import TrainState, build_model, create_state, learning_rate_schedule, make_optimizer
+from s2r_jax.training.step import jit_train_step, make_train_step
+
+
+def quiet_library_logs() -> None:
+    """Keep orbax's and TFDS's per-operation INFO lines out of the training log
+    (warnings still show; our own and clu's metric lines are unaffected)."""
+    noisy = ("/orbax/", "/tensorflow_datasets/", "/etils/")
+
+    class _Filter(pylogging.Filter):
+        def filter(self, record):
+            return record.levelno >= pylogging.WARNING or not any(n in record.pathname for n in noisy)
+
+    logging.get_absl_handler().addFilter(_Filter())
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, a workdir of another configuration)."""
+
+
+def _check_same_config(ckpt: checkpoint.Checkpointer, step: int, abstract: dict) -> None:
+    saved = ckpt.variables_shapes(step)
+    want = {k: tuple(v.shape) for k, v in flat(abstract).items()}
+    diff = sorted(set(saved) ^ set(want)) + sorted(k for k in set(saved) & set(want) if saved[k] != want[k])
+    if diff:
+        detail = "\n  ".join(f"{k}: checkpoint {saved.get(k)}, config {want.get(k)}" for k in diff[:20])
+        raise TrainingError(f"{ckpt.directory} holds a checkpoint (step {step}) of a different configuration "
+                            f"({len(diff)} variables differ); use another workdir or the matching config:\n  {detail}")
+
+
+def _with_sharding(abstract, sharding):
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, sharding)
+
+
+def _train_item(state: TrainState) -> dict:
+    return {"step": state.step, "opt_state": state.opt_state, "bad_step": state.bad_step}
+
+
+def train(config, workdir: str) -> TrainState:
+    validate(config)
+    maybe_initialize_distributed(config)
+    mesh = make_mesh(config)
+    model = build_model(config)
+    n_examples = pipeline.num_examples(config.data)
+    steps_per_epoch = max(1, n_examples // config.data.batch_size)
+    num_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
+    tx = make_optimizer(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    abstract = abstract_variables(model, config)
+    abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
+    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
+
+    ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)
+    latest = ckpt.latest_step()
+    if latest is not None:
+        _check_same_config(ckpt, latest, abstract)
+        var_sharding = jax.tree.map(lambda a: jax.sharding.NamedSharding(
+            mesh, param_spec(tuple(a.shape), mesh, config.param_sharding)), abstract)
+        variables, train_item = ckpt.restore_train(
+            latest, _with_sharding(abstract, var_sharding), _with_sharding(_train_item(abstract_state),
+                                                                            _train_item(shardings)))
+        state = jax.jit(lambda v, t: create_state(v, config, tx).replace(**t), out_shardings=shardings)(
+            variables, train_item)
+        logging.info("resumed from %s step %d", workdir, latest)
+    else:
+        variables = initial_variables(config, abstract, jax.random.key(config.seed))
+        state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)(variables)
+
+    rep = replicated(mesh)
+    step_fn = jit_train_step(make_train_step(model, config, tx, schedule), shardings,
+                             batching.batch_sharding(mesh), rep)
+    predict = jax.jit(lambda v, x: model.apply(v, x, use_attention=config.use_attention))
+    first_step = int(state.step)
+    batches = batching.prefetch_to_mesh(
+        pipeline.train_iterator(config.data, start_step=first_step), mesh)
+
+    is_host0 = jax.process_index() == 0
+    writer = metric_writers.create_default_writer(workdir, just_logging=not is_host0)
+    if first_step == 0:
+        writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                              for k, v in flat(config.to_dict()).items()})
+    hooks = [periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+                                             every_steps=config.log.every_steps)]
+    if config.log.profile and is_host0:
+        hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5))
+    meta = {"written_by": "s2r_jax.train", "stage": config.stage, "config": json.loads(config.to_json_best_effort())}
+
+    stop = {"signal": None}
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
+
+    def check_finite(step):
+        bad = int(state.bad_step)
+        if bad >= 0:
+            ckpt.wait_until_finished()
+            raise TrainingError(f"loss or gradient became NaN/Inf at step {bad}; stopped at step {step}. "
+                                f"The latest checkpoint ({ckpt.latest_step()}) precedes it.")
+
+    def save(step, force=False):
+        check_finite(step)
+        if ckpt.latest_step() != step:
+            ckpt.save(step, state.variables(), meta, _train_item(state), force=force)
+
+    try:
+        for step in range(first_step + 1, num_steps + 1):
+            batch = next(batches)
+            state, metrics = step_fn(state, batch)
+            for hook in hooks:
+                hook(step)
+            if step % config.log.every_steps == 0 or step == num_steps:
+                check_finite(step)
+                writer.write_scalars(step, {k: float(v) for k, v in jax.device_get(metrics).items()})
+            if config.log.image_every_steps and (step % config.log.image_every_steps == 0 or step == num_steps):
+                k = config.log.num_images
+                image = jax.device_get(batch["image"])[:k]
+                out = jax.device_get(predict(state.variables(), image))
+                writer.write_images(step, {"panel": panels.training_panel(image, out,
+                                                                          jax.device_get(batch["depth"])[:k])})
+            if step % config.checkpoint.every_steps == 0 and step != num_steps:
+                save(step)
+            if stop["signal"] is not None:
+                logging.warning("signal %s: saving step %d and exiting", stop["signal"], step)
+                save(step, force=True)
+                break
+        else:
+            if first_step < num_steps:
+                save(num_steps, force=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ckpt.close()
+        writer.flush()
+    return state

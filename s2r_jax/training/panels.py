@@ -1,0 +1,42 @@
+"""Colourised image panels for TensorBoard and the demo (NumPy only)."""
+from __future__ import annotations
+
+import numpy as np
+
+# Anchor colours of a jet-like map (dark blue -> cyan -> yellow -> dark red), as the
+# official code's TensorBoard images used matplotlib's 'jet'.
+_JET = np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0],
+                 [0.5, 0.0, 0.0]])
+
+
+def colourise(x: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """(..., H, W[, 1]) values -> (..., H, W, 3) uint8, scaled to [lo, hi] (default: min/max)."""
+    x = np.asarray(x, np.float32)
+    if x.shape[-1] == 1:
+        x = x[..., 0]
+    lo = float(x.min()) if lo is None else lo
+    hi = float(x.max()) if hi is None else hi
+    t = np.clip((x - lo) / max(hi - lo, 1e-8), 0.0, 1.0) * (len(_JET) - 1)
+    i = np.minimum(t.astype(np.int32), len(_JET) - 2)
+    f = (t - i)[..., None]
+    rgb = _JET[i] * (1 - f) + _JET[i + 1] * f
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def image_to_uint8(image: np.ndarray) -> np.ndarray:
+    """[-1, 1] RGB -> uint8."""
+    return (np.clip((np.asarray(image, np.float32) + 1) * 127.5, 0, 255) + 0.5).astype(np.uint8)
+
+
+def panel(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns of (N, H, W, 3) uint8 side by side -> (N, H, W * len(columns), 3)."""
+    return np.concatenate(columns, axis=2)
+
+
+def training_panel(image, outputs: dict, gt_depth) -> np.ndarray:
+    """input | structure map | attention map (if any) | predicted depth | ground truth."""
+    cols = [image_to_uint8(image), colourise(outputs["structure_map"], 0.0, 1.0)]
+    if "attention_map" in outputs:
+        cols.append(colourise(outputs["attention_map"], 0.0, 1.0))
+    cols += [colourise(outputs["depth"][-1], -1.0, 1.0), colourise(gt_depth, -1.0, 1.0)]
+    return panel(cols)

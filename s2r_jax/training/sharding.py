@@ -1,0 +1,59 @@
+"""Meshes and sharding rules: one program on every host, data-parallel by default.
+
+The mesh comes from `config.mesh` (default: every device on one `data` axis), with
+Auto axis types (`jax.make_mesh` now defaults to Explicit). Parameters and optimizer
+state are replicated, or with `param_sharding='fsdp'` large arrays are split along
+their largest dimension divisible by the data axis (ZeRO-3 style; XLA gathers them
+for the computation). Rules depend only on an array's shape, so Adam's moments get
+the sharding of their parameter.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+FSDP_MIN_SIZE = 2 ** 18  # arrays smaller than this (biases, norms, small kernels) stay replicated
+
+
+def maybe_initialize_distributed(config) -> None:
+    """`jax.distributed.initialize()` when asked (config.distributed) or set up by the environment."""
+    if config.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        jax.distributed.initialize()
+
+
+def make_mesh(config) -> Mesh:
+    shape = tuple(config.mesh.shape)
+    axes = tuple(config.mesh.axes)
+    if "data" not in axes:
+        raise ValueError(f"config.mesh.axes must contain 'data' (the batch axis), got {axes}")
+    n = jax.device_count()
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        shape = tuple(n // known if s == -1 else s for s in shape)
+    if int(np.prod(shape)) != n:
+        raise ValueError(f"config.mesh.shape {tuple(config.mesh.shape)} does not cover the {n} devices")
+    return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
+
+
+def param_spec(shape: tuple[int, ...], mesh: Mesh, mode: str) -> P:
+    if mode == "replicated" or int(np.prod(shape)) < FSDP_MIN_SIZE:
+        return P()
+    n = mesh.shape["data"]
+    for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+        if shape[dim] % n == 0:
+            spec = [None] * len(shape)
+            spec[dim] = "data"
+            return P(*spec)
+    return P()
+
+
+def state_sharding(abstract_state, mesh: Mesh, mode: str):
+    """A NamedSharding per leaf of the (abstract) train state."""
+    return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), mesh, mode)), abstract_state)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
