@@ -138,3 +138,21 @@ def test_eval_keeps_original_resolution_ground_truth(vkitti):
     np.testing.assert_allclose(batch["gt"][0], want, rtol=1e-6)
     with pytest.raises(ValueError, match="no ground truth 'improved'"):
         pipeline.eval_dataset(cfg, gt="improved")
+
+
+def test_sparse_kitti_ground_truth_is_never_interpolated(tmp_path):
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
+    build.build("kitti_eigen", os.path.join(fixtures, "kitti_raw_mini"), str(tmp_path / "tfds"),
+                test_list=os.path.join(fixtures, "kitti_mini_test.txt"),
+                train_list=os.path.join(fixtures, "kitti_mini_test.txt"))
+    cfg = data_config(dataset="kitti_eigen", tfds_config="", data_dir=str(tmp_path / "tfds"), batch_size=1,
+                      image_size=(96, 320), shuffle_buffer=4)
+    gt = np.load(os.path.join(fixtures, "kitti_golden.npz"))["depth_camera_z"]
+    allowed = np.unique(np.minimum(gt[gt > 0], 80.0) / 80.0 * 2 - 1)
+    for b in _take(pipeline.train_iterator(cfg, process_index=0, process_count=1), 3):
+        depth, mask = b["depth"][0, ..., 0], b["mask"][0, ..., 0]
+        assert 0 < mask.mean() < 0.5  # sparse
+        valid = depth[mask > 0]
+        # every valid value is one of the original measurements (nearest resize/rotate), none blended
+        assert np.all(np.isin(valid, allowed.astype(np.float32)))
+        assert np.all(depth[mask == 0] == -1.0)  # holes are depth 0 m -> -1
