@@ -1,6 +1,7 @@
 r"""Train a stage of S2R-DepthNet.
 
-  python train.py --config configs/struct_decoder.py --workdir runs/stage1
+  python train.py --config configs/ste_pretrain.py --workdir runs/ste --config.style_images=DIR
+  python train.py --config configs/struct_decoder.py --workdir runs/stage1 --config.init_from.struct_encoder=runs/ste
   python train.py --config configs/dsa_depth.py --workdir runs/stage2 \
       --config.init_from.struct_decoder=runs/stage1
   python train.py --config configs/dsa_depth.py:local --workdir /tmp/quick   # small variant
@@ -21,7 +22,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     loop.quiet_library_logs()
-    loop.train(flags.FLAGS.config, flags.FLAGS.workdir)
+    config = flags.FLAGS.config
+    if config.stage == "ste_pretrain":
+        from s2r_jax.training.ste_pretrain import pretrain
+        pretrain(config, flags.FLAGS.workdir)
+    else:
+        loop.train(config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":

@@ -13,3 +13,26 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="s2r_jax_xla_cache_"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def procedural_vkitti(tmp_path_factory):
+    """16 procedural 'synthetic' frames at 96x160 built as virtual_kitti/1.3.1: the TFDS data_dir."""
+    from s2r_jax.data import build, procedural
+    d = tmp_path_factory.mktemp("proc")
+    procedural.write_dataset(str(d / "raw"), 16, "synthetic", seed=0, height=96, width=160, verbose=False)
+    build.build("virtual_kitti", str(d / "raw"), str(d / "tfds"), "1.3.1",
+                split_files={"train": str(d / "raw" / "train.txt")})
+    return str(d / "tfds")
+
+
+@pytest.fixture(scope="session")
+def procedural_style_images(tmp_path_factory):
+    """A folder of 16 'real'-style procedural images (120x200): a style domain."""
+    from s2r_jax.data import procedural
+    d = tmp_path_factory.mktemp("style")
+    procedural.write_dataset(str(d), 16, "real", seed=5, height=120, width=200, verbose=False)
+    return str(d / "rgb")

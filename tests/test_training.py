@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from s2r_jax import checkpoint
-from s2r_jax.data import batching, build, pipeline, procedural
+from s2r_jax.data import batching, pipeline
 from s2r_jax.training import config as config_lib
 from s2r_jax.training import loop
 from s2r_jax.training.sharding import state_sharding
@@ -26,13 +26,8 @@ def _flat_equal(a, b, atol=0.0):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """16 procedural frames at 96x160 built as virtual_kitti/1.3.1."""
-    d = tmp_path_factory.mktemp("proc")
-    procedural.write_dataset(str(d / "raw"), 16, "synthetic", seed=0, height=96, width=160, verbose=False)
-    build.build("virtual_kitti", str(d / "raw"), str(d / "tfds"), "1.3.1",
-                split_files={"train": str(d / "raw" / "train.txt")})
-    return str(d / "tfds")
+def data_dir(procedural_vkitti):
+    return procedural_vkitti
 
 
 def stage_config(name, data_dir, **overrides):

@@ -164,20 +164,32 @@ def train_dataset(cfg, *, start_step: int = 0, process_index: int | None = None,
                          f"of {local_batch}")
     raw = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(cfg),
                              read_config=tfds.ReadConfig(shuffle_seed=cfg.seed, add_tfds_id=False))
-    first_epoch, offset = divmod(start_step * local_batch, n)
-    buffer = max(1, min(cfg.shuffle_buffer, n))
     base = (cfg.seed * _SEED_MIX + process_index) * _SEED_MIX
+    ds = resumable_stream(raw, n, start_step * local_batch, base, cfg.shuffle_buffer)
+    ds = ds.map(_augment_fn(cfg, base, train=True), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return finish(ds, local_batch, cfg.prefetch)
+
+
+def resumable_stream(raw: tf.data.Dataset, n: int, start: int, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
+    """(index, element) pairs from element `start` of an endless stream of epochs of `raw`
+    (n elements), epoch e shuffled with seed `seed + e`. Starting late replays no earlier
+    epoch and skips, undecoded, only within the first one."""
+    first_epoch, offset = divmod(start, n)
+    buffer = max(1, min(shuffle_buffer, n))
 
     def epoch(e):
-        return raw.shuffle(buffer, seed=base + e, reshuffle_each_iteration=False)
+        return raw.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
 
     ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch).skip(offset)
-    ds = ds.enumerate(start=start_step * local_batch)
-    ds = ds.map(_augment_fn(cfg, base, train=True), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.enumerate(start=start)
+
+
+def finish(ds: tf.data.Dataset, local_batch: int, prefetch: int) -> tf.data.Dataset:
+    """Batch, make deterministic, prefetch."""
     ds = ds.batch(local_batch, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(cfg.prefetch)
+    return ds.with_options(options).prefetch(prefetch)
 
 
 def train_iterator(cfg, **kwargs) -> Iterator[dict]:

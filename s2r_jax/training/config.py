@@ -72,6 +72,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
             elif isinstance(ref[key], ml_collections.ConfigDict) and isinstance(cfg[key], ml_collections.ConfigDict):
                 walk(cfg[key], ref[key], name + ".")
 
+    if config.get("stage") == "ste_pretrain":
+        from s2r_jax.training.ste import ste_default_config
+        walk(config, ste_default_config(), "config.")
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        return
     walk(config, default_config(), "config.")
     if unknown:
         raise ValueError(f"unknown config field(s): {', '.join(unknown)}")

@@ -53,13 +53,37 @@ def _flatten(tree, prefix=()):
             yield from _flatten(v, prefix + (k,))
 
 
+def _munit_rule(path: tuple[str, ...], leaf: str, module: dict, collection: str):
+    """MUNIT's init for structure-encoder pretraining: generator 'kaiming' (N(0, sqrt(2 / fan_in))),
+    discriminators 'gaussian' (N(0, 0.02)), biases 0, LayerNorm gamma U(0, 1) and beta 0."""
+    if leaf.endswith("_ln_gamma"):
+        return ("uniform", 0.5, 0.5)
+    if leaf.endswith("_ln_beta") or leaf == "bias":
+        return ("const", 0.0, 0.0)
+    if path[0] == "discriminators":
+        return ("normal", 0.02, 0.0)
+    fan_in = int(np.prod(module["kernel"].shape[:-1]))
+    return ("normal", float(np.sqrt(2.0 / fan_in)), 0.0)
+
+
 def official_init(abstract_variables: dict, rng: jax.Array) -> dict:
-    """Concrete variables for `abstract_variables` (e.g. from `jax.eval_shape(model.init, ...)`)."""
+    """Concrete variables for `abstract_variables` (e.g. from `jax.eval_shape(model.init, ...)`)
+    with the official S2R-DepthNet rules."""
+    return draw_init(abstract_variables, rng, _rule)
+
+
+def munit_init(abstract_variables: dict, rng: jax.Array) -> dict:
+    """Concrete variables for the pretraining networks, with MUNIT's rules."""
+    return draw_init(abstract_variables, rng, _munit_rule)
+
+
+def draw_init(abstract_variables: dict, rng: jax.Array, rule) -> dict:
+    """Every variable as `offset + scale * draw`, all draws from one normal and one uniform stream."""
     specs = []
     for col in ("params", "batch_stats"):
         for path, module in _flatten(abstract_variables.get(col, {})):
             for leaf, value in module.items():
-                kind, scale, offset = _rule(path, leaf, module, col)
+                kind, scale, offset = rule(path, leaf, module, col)
                 specs.append((col, path + (leaf,), tuple(value.shape), kind, scale, offset))
     sizes = {k: sum(int(np.prod(s[2])) for s in specs if s[3] == k) for k in ("normal", "uniform")}
 

@@ -7,9 +7,11 @@ the step (the last good checkpoint stays the latest), and logs with clu on host 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging as pylogging
 import signal
+from typing import Any, Callable, Iterator
 
 import jax
 from absl import logging
@@ -55,58 +57,54 @@ def _with_sharding(abstract, sharding):
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, sharding)
 
 
-def _train_item(state: TrainState) -> dict:
-    return {"step": state.step, "opt_state": state.opt_state, "bad_step": state.bad_step}
+def _train_item(state) -> dict:
+    """What a checkpoint's `train` item holds: the state minus the model variables."""
+    return {k: v for k, v in vars(state).items() if k not in state.VARIABLE_FIELDS}
 
 
-def train(config, workdir: str) -> TrainState:
-    validate(config)
-    maybe_initialize_distributed(config)
-    mesh = make_mesh(config)
-    model = build_model(config)
-    n_examples = pipeline.num_examples(config.data)
-    steps_per_epoch = max(1, n_examples // config.data.batch_size)
-    num_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
-    tx = make_optimizer(config, steps_per_epoch)
-    schedule = learning_rate_schedule(config, steps_per_epoch)
-    abstract = abstract_variables(model, config)
-    abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
-    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
+@dataclasses.dataclass
+class Task:
+    """What differs between trainers (the depth stages, STE pretraining); `run` does the rest."""
 
+    name: str
+    abstract_variables: dict              # shapes of what `variables_of` returns
+    abstract_state: Any
+    shardings: Any                        # of the state
+    variable_shardings: Any               # of abstract_variables
+    init_state: Callable[[], Any]         # a fresh state (official init, init_from), sharded
+    state_from: Callable[[dict, dict], Any]   # (variables, train item) -> state, on restore
+    step_fn: Callable                     # jitted (state, batch) -> (state, metrics)
+    batches_from: Callable[[int], Iterator]   # start step -> global batches
+    num_steps: int
+    panel: Callable[[Any, dict], np.ndarray] | None = None
+
+
+def run(config, workdir: str, task: Task):
+    """Restore or initialise, then train `task.num_steps` steps with checkpoints and logs."""
     ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)
     latest = ckpt.latest_step()
     if latest is not None:
-        _check_same_config(ckpt, latest, abstract)
-        var_sharding = jax.tree.map(lambda a: jax.sharding.NamedSharding(
-            mesh, param_spec(tuple(a.shape), mesh, config.param_sharding)), abstract)
+        _check_same_config(ckpt, latest, task.abstract_variables)
         variables, train_item = ckpt.restore_train(
-            latest, _with_sharding(abstract, var_sharding), _with_sharding(_train_item(abstract_state),
-                                                                            _train_item(shardings)))
-        state = jax.jit(lambda v, t: create_state(v, config, tx).replace(**t), out_shardings=shardings)(
-            variables, train_item)
+            latest, _with_sharding(task.abstract_variables, task.variable_shardings),
+            _with_sharding(_train_item(task.abstract_state), _train_item(task.shardings)))
+        state = task.state_from(variables, train_item)
         logging.info("resumed from %s step %d", workdir, latest)
     else:
-        variables = initial_variables(config, abstract, jax.random.key(config.seed))
-        state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)(variables)
-
-    rep = replicated(mesh)
-    step_fn = jit_train_step(make_train_step(model, config, tx, schedule), shardings,
-                             batching.batch_sharding(mesh), rep)
-    predict = jax.jit(lambda v, x: model.apply(v, x, use_attention=config.use_attention))
+        state = task.init_state()
     first_step = int(state.step)
-    batches = batching.prefetch_to_mesh(
-        pipeline.train_iterator(config.data, start_step=first_step), mesh)
+    batches = task.batches_from(first_step)
 
     is_host0 = jax.process_index() == 0
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_host0)
     if first_step == 0:
         writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                               for k, v in flat(config.to_dict()).items()})
-    hooks = [periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+    hooks = [periodic_actions.ReportProgress(num_train_steps=task.num_steps, writer=writer,
                                              every_steps=config.log.every_steps)]
     if config.log.profile and is_host0:
         hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5))
-    meta = {"written_by": "s2r_jax.train", "stage": config.stage, "config": json.loads(config.to_json_best_effort())}
+    meta = {"written_by": "s2r_jax.train", "stage": task.name, "config": json.loads(config.to_json_best_effort())}
 
     stop = {"signal": None}
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
@@ -123,21 +121,19 @@ def train(config, workdir: str) -> TrainState:
         if ckpt.latest_step() != step:
             ckpt.save(step, state.variables(), meta, _train_item(state), force=force)
 
+    num_steps = task.num_steps
     try:
         for step in range(first_step + 1, num_steps + 1):
             batch = next(batches)
-            state, metrics = step_fn(state, batch)
+            state, metrics = task.step_fn(state, batch)
             for hook in hooks:
                 hook(step)
             if step % config.log.every_steps == 0 or step == num_steps:
                 check_finite(step)
                 writer.write_scalars(step, {k: float(v) for k, v in jax.device_get(metrics).items()})
-            if config.log.image_every_steps and (step % config.log.image_every_steps == 0 or step == num_steps):
-                k = config.log.num_images
-                image = jax.device_get(batch["image"])[:k]
-                out = jax.device_get(predict(state.variables(), image))
-                writer.write_images(step, {"panel": panels.training_panel(image, out,
-                                                                          jax.device_get(batch["depth"])[:k])})
+            if task.panel and config.log.image_every_steps and (
+                    step % config.log.image_every_steps == 0 or step == num_steps):
+                writer.write_images(step, {"panel": task.panel(state, batch)})
             if step % config.checkpoint.every_steps == 0 and step != num_steps:
                 save(step)
             if stop["signal"] is not None:
@@ -152,3 +148,38 @@ def train(config, workdir: str) -> TrainState:
         ckpt.close()
         writer.flush()
     return state
+
+
+def train(config, workdir: str) -> TrainState:
+    """Train a depth stage (configs/struct_decoder.py, dsa_depth.py, finetune_kitti.py)."""
+    validate(config)
+    maybe_initialize_distributed(config)
+    mesh = make_mesh(config)
+    model = build_model(config)
+    steps_per_epoch = max(1, pipeline.num_examples(config.data) // config.data.batch_size)
+    tx = make_optimizer(config, steps_per_epoch)
+    abstract = abstract_variables(model, config)
+    abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
+    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
+    new_state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)
+    restored = jax.jit(lambda v, t: create_state(v, config, tx).replace(**t), out_shardings=shardings)
+    step_fn = jit_train_step(make_train_step(model, config, tx, learning_rate_schedule(config, steps_per_epoch)),
+                             shardings, batching.batch_sharding(mesh), replicated(mesh))
+    predict = jax.jit(lambda v, x: model.apply(v, x, use_attention=config.use_attention))
+
+    def panel(state, batch):
+        k = config.log.num_images
+        image = jax.device_get(batch["image"])[:k]
+        out = jax.device_get(predict(state.variables(), image))
+        return panels.training_panel(image, out, jax.device_get(batch["depth"])[:k])
+
+    task = Task(
+        name=config.stage, abstract_variables=abstract, abstract_state=abstract_state, shardings=shardings,
+        variable_shardings=jax.tree.map(lambda a: jax.sharding.NamedSharding(
+            mesh, param_spec(tuple(a.shape), mesh, config.param_sharding)), abstract),
+        init_state=lambda: new_state(initial_variables(config, abstract, jax.random.key(config.seed))),
+        state_from=restored, step_fn=step_fn,
+        batches_from=lambda start: batching.prefetch_to_mesh(
+            pipeline.train_iterator(config.data, start_step=start), mesh),
+        num_steps=config.num_train_steps or config.num_epochs * steps_per_epoch, panel=panel)
+    return run(config, workdir, task)

@@ -25,6 +25,9 @@ class TrainState:
     frozen: dict          # {'params': {module: ...}, 'batch_stats': {module: ...}} of the frozen modules
     bad_step: jax.Array   # -1, or the first step (1-based, as logged) whose loss or gradient was not finite
 
+    # held by checkpoints' `variables` item (via `variables()`); the rest is the `train` item
+    VARIABLE_FIELDS = ("params", "batch_stats", "frozen")
+
     def variables(self) -> dict:
         """All the model's variables, as `S2RDepthNet.apply` and checkpoints take them."""
         return {"params": {**self.frozen["params"], **self.params},
