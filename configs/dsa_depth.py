@@ -7,16 +7,8 @@ DRN-D-22 (`python -m s2r_jax.convert --drn_imagenet ... --output D`, then
 --config.init_from.dsa=D; the official code always does this). DepthNet starts from
 the official init (normal(0, 0.02)). Loss: multi-scale L1.
 """
-from s2r_jax.training.config import default_config, local_variant
+from s2r_jax.training.config import stage_config
 
 
 def get_config(arg: str | None = None):
-    c = default_config()
-    c.stage = "dsa_depth"
-    c.train_modules = ("dsa", "depth_net")
-    c.frozen_modules = ("struct_encoder", "struct_decoder")
-    c.use_attention = True
-    c.loss.struct_weight = 0.0
-    if arg == "local":
-        local_variant(c)
-    return c
+    return stage_config("dsa_depth", local=arg == "local")

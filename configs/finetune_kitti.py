@@ -6,22 +6,8 @@ the ground truth is valid, and sparse ground truth is never interpolated across
 holes (nearest-neighbour resizing in the pipeline, a validity mask in the loss).
 Set --config.init_from.{struct_encoder,struct_decoder,dsa,depth_net}=STAGE2_WORKDIR.
 """
-from s2r_jax.training.config import default_config, local_variant
+from s2r_jax.training.config import stage_config
 
 
 def get_config(arg: str | None = None):
-    c = default_config()
-    c.stage = "finetune_kitti"
-    c.train_modules = ("dsa", "depth_net")
-    c.frozen_modules = ("struct_encoder", "struct_decoder")
-    c.use_attention = True
-    c.loss.struct_weight = 0.0
-    c.loss.masked = True
-    c.data.dataset = "kitti_eigen"
-    c.data.tfds_config = ""
-    c.data.split = "train"
-    c.data.num_examples = 1000
-    c.data.shuffle_buffer = 256  # decoded float ground truth is large
-    if arg == "local":
-        local_variant(c)
-    return c
+    return stage_config("finetune_kitti", local=arg == "local")

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from s2r_jax.training.config import STAGES
 from s2r_jax.training.sharding import make_mesh, replicated, state_sharding
 from s2r_jax.training.state import build_model, create_state, learning_rate_schedule, make_optimizer
 from s2r_jax.training.step import make_train_step
@@ -29,12 +30,6 @@ BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H20
              "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "TPU v4": 275e12,
              "TPU v5 lite": 197e12, "TPU v5p": 459e12}
 
-STAGES = {  # the stage configs' module choices (kept here so no config file must be importable)
-    "struct_decoder": dict(train_modules=("struct_decoder", "depth_net"), frozen_modules=("struct_encoder",),
-                           use_attention=False, struct_weight=1.0),
-    "dsa_depth": dict(train_modules=("dsa", "depth_net"), frozen_modules=("struct_encoder", "struct_decoder"),
-                      use_attention=True, struct_weight=0.0),
-}
 
 
 def define_flags():
@@ -48,12 +43,11 @@ def define_flags():
 
 def time_stage(config, stage: str, dtype: str, batch_size: int, steps: int) -> dict:
     config = config.copy_and_resolve_references()
+    spec = STAGES[stage]
     with config.unlocked():
-        for k, v in STAGES[stage].items():
-            if k == "struct_weight":
-                config.loss.struct_weight = v
-            else:
-                config[k] = v
+        config.stage, config.use_attention = stage, spec["use_attention"]
+        config.train_modules, config.frozen_modules = spec["train_modules"], spec["frozen_modules"]
+        config.loss.struct_weight, config.loss.masked = spec["struct_weight"], spec["masked"]
         config.model.dtype = dtype
         config.allow_random_frozen = True
         config.init_from = {m: "" for m in config.init_from}

@@ -110,11 +110,12 @@ class DepthNet(nn.Module):
     ngf: int = 64
     skip_weight: float = 0.1
     shared_prelu: bool = True  # official: one PReLU slope for the whole network
+    in_channels: int = 1       # official: the one-channel structure map; 3 for an image->depth baseline
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> list[jax.Array]:
-        check_image(x, 1, "DepthNet input")
+        check_image(x, self.in_channels, "DepthNet input")
         g, dt = self.ngf, self.dtype
         alpha = self.param("prelu", nn.initializers.constant(PRELU_INIT), (1,), jnp.float32) if self.shared_prelu else None
 

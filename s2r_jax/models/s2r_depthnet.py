@@ -64,6 +64,21 @@ class S2RDepthNet(nn.Module):
         return out
 
 
+class RGBBaseline(nn.Module):
+    """A plain image -> depth network of the same DepthNet, for comparison (the demo):
+    what S2R-DepthNet's structure representation buys under a style shift."""
+
+    depth_ngf: int = 64
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.depth_net = DepthNet(self.depth_ngf, in_channels=3, dtype=self.dtype)
+
+    def __call__(self, image: jax.Array, train: bool | Collection[str] = False, use_attention: bool = False):
+        is_train = bool(train) if isinstance(train, bool) else "depth_net" in train
+        return {"depth": self.depth_net(image, is_train)}
+
+
 def to_metres(depth: jax.Array, size: Sequence[int] | None = None, max_depth: float = KITTI_MAX_DEPTH,
               align_corners: bool = True) -> jax.Array:
     """Map a tanh depth output (N, h, w, 1) in [-1, 1] to metres, optionally resized.

@@ -19,7 +19,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.model = ml_collections.ConfigDict(dict(
         encoder_dim=64, depth_ngf=64, dsa_channels=DRN_D22_CHANNELS, shared_prelu=True, align_corners=True,
-        dtype="float32"))  # dtype: computation dtype ('bfloat16' option); parameters stay float32
+        dtype="float32",   # computation dtype ('bfloat16' option); parameters stay float32
+        rgb_baseline=False))  # True: not S2R-DepthNet but DepthNet on the RGB image (the demo's baseline)
     # Which modules train (BatchNorm in train mode, Adam) and which are frozen (eval mode,
     # no gradient, no optimizer state). Modules in neither are not part of the stage.
     c.train_modules = ("struct_decoder", "depth_net")
@@ -44,6 +45,34 @@ def default_config() -> ml_collections.ConfigDict:
     c.param_sharding = "replicated"  # or 'fsdp': large arrays split over the data axis
     c.distributed = False  # call jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
     return c
+
+
+# What each stage of the paper trains and freezes (the configs in configs/ are these).
+STAGES = {
+    "struct_decoder": dict(train_modules=("struct_decoder", "depth_net"), frozen_modules=("struct_encoder",),
+                           use_attention=False, struct_weight=1.0, masked=False),
+    "dsa_depth": dict(train_modules=("dsa", "depth_net"), frozen_modules=("struct_encoder", "struct_decoder"),
+                      use_attention=True, struct_weight=0.0, masked=False),
+    "finetune_kitti": dict(train_modules=("dsa", "depth_net"), frozen_modules=("struct_encoder", "struct_decoder"),
+                           use_attention=True, struct_weight=0.0, masked=True),
+}
+
+
+def stage_config(stage: str, local: bool = False) -> ml_collections.ConfigDict:
+    """`default_config()` set up for one of `STAGES` (and its ':local' variant)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {sorted(STAGES)}")
+    spec = STAGES[stage]
+    c = default_config()
+    c.stage = stage
+    c.train_modules, c.frozen_modules = spec["train_modules"], spec["frozen_modules"]
+    c.use_attention = spec["use_attention"]
+    c.loss.struct_weight, c.loss.masked = spec["struct_weight"], spec["masked"]
+    if stage == "finetune_kitti":
+        c.data.dataset, c.data.tfds_config, c.data.split = "kitti_eigen", "", "train"
+        c.data.num_examples = 1000      # the paper's 1000 labelled frames
+        c.data.shuffle_buffer = 256     # decoded float ground truth is large
+    return local_variant(c) if local else c
 
 
 def local_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -34,9 +34,10 @@ def panel(columns: list[np.ndarray]) -> np.ndarray:
 
 
 def training_panel(image, outputs: dict, gt_depth) -> np.ndarray:
-    """input | structure map | attention map (if any) | predicted depth | ground truth."""
-    cols = [image_to_uint8(image), colourise(outputs["structure_map"], 0.0, 1.0)]
-    if "attention_map" in outputs:
-        cols.append(colourise(outputs["attention_map"], 0.0, 1.0))
+    """input | structure map | attention map (each if the model has it) | predicted depth | ground truth."""
+    cols = [image_to_uint8(image)]
+    for k in ("structure_map", "attention_map"):  # absent from the RGB baseline / stage 1
+        if k in outputs:  # over their own range: the structure-weighted loss keeps S small
+            cols.append(colourise(outputs[k]))
     cols += [colourise(outputs["depth"][-1], -1.0, 1.0), colourise(gt_depth, -1.0, 1.0)]
     return panel(cols)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from s2r_jax.models import S2RDepthNet
+from s2r_jax.models import RGBBaseline, S2RDepthNet
 
 
 @flax.struct.dataclass
@@ -36,6 +36,8 @@ class TrainState:
 
 def build_model(config) -> S2RDepthNet:
     m = config.model
+    if m.get("rgb_baseline", False):
+        return RGBBaseline(m.depth_ngf, dtype=jnp.dtype(m.dtype))
     return S2RDepthNet(encoder_dim=m.encoder_dim, depth_ngf=m.depth_ngf, dsa_channels=tuple(m.dsa_channels),
                        shared_prelu=m.shared_prelu, align_corners=m.align_corners, dtype=jnp.dtype(m.dtype))
 
