@@ -12,7 +12,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2r_jax.evaluation import runner
-from s2r_jax.training.loop import quiet_library_logs
+from s2r_jax.logs import quiet_library_logs
 
 config_flags.DEFINE_config_file("config", None, "A configs/eval_*.py file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where to write metrics.json and per_image.csv (optional).")

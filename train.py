@@ -9,9 +9,12 @@ r"""Train a stage of S2R-DepthNet.
 Any field can be overridden with --config.FIELD=VALUE. Re-running with the same
 workdir resumes from its latest checkpoint.
 """
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
+from s2r_jax.logs import quiet_library_logs
 from s2r_jax.training import loop
 
 config_flags.DEFINE_config_file("config", None, "A configs/*.py file (optionally 'file.py:local').", lock_config=True)
@@ -21,13 +24,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    loop.quiet_library_logs()
+    quiet_library_logs()
     config = flags.FLAGS.config
-    if config.stage == "ste_pretrain":
-        from s2r_jax.training.ste_pretrain import pretrain
-        pretrain(config, flags.FLAGS.workdir)
-    else:
-        loop.train(config, flags.FLAGS.workdir)
+    try:
+        if config.stage == "ste_pretrain":
+            from s2r_jax.training.ste_pretrain import pretrain
+            pretrain(config, flags.FLAGS.workdir)
+        else:
+            loop.train(config, flags.FLAGS.workdir)
+    except (ValueError, FileNotFoundError, loop.TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

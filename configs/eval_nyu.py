@@ -7,8 +7,9 @@ from s2r_jax.evaluation.config import eval_config
 
 
 def get_config(arg: str | None = None):
-    c = eval_config(dataset="nyu_depth_test", tfds_config="", image_size=(192, 256), max_depth=10.0)
+    c = eval_config(dataset="nyu_depth_test", tfds_config="", max_depth=10.0)
     c.gt = "depth"
     c.protocol = "s2r_official_nyu"
-    c.max_depth = 8.0
+    c.image_size = (192, 256)  # official test.py --loadSize 192 256 for NYUD_V2
+    c.max_depth = 8.0          # official test.py: pred_depth *= 8.0
     return c

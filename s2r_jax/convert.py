@@ -86,6 +86,11 @@ def convert(sources: Mapping[str, str], output: str, overwrite: bool = False) ->
     if os.path.isdir(output) and os.listdir(output):
         if not overwrite:
             raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
+        # only ever delete a checkpoint directory: numbered steps and orbax's own files
+        foreign = [n for n in os.listdir(output) if not (n.isdigit() or n.startswith(("_", ".")) or "orbax" in n)]
+        if foreign:
+            raise FileExistsError(f"{output} holds more than a checkpoint ({', '.join(sorted(foreign)[:5])}); "
+                                  "choose another --output")
         import shutil
         shutil.rmtree(output)
     meta = {"written_by": "s2r_jax.convert", "format": "official_pytorch",

@@ -149,9 +149,24 @@ def _report(results, config) -> str:
     return "\n".join(lines)
 
 
+def _claim_workdir(config, workdir):
+    """A workdir holds one demo configuration: its data and checkpoints are reused (a re-run
+    resumes), so a different configuration there would mix runs."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "demo_config.json")
+    current = json.loads(config.to_json_best_effort())
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) != current:
+                raise ValueError(f"{workdir} holds a demo run of another configuration; use a new --workdir")
+    else:
+        with open(path, "w") as f:
+            json.dump(current, f, indent=2)
+
+
 def run(config, workdir: str) -> dict:
     t0 = time.time()
-    os.makedirs(workdir, exist_ok=True)
+    _claim_workdir(config, workdir)
     _say("rendering procedural data (Virtual KITTI layout) and building it with the virtual_kitti builder")
     data = _data(config, workdir)
     runs = _train_all(config, workdir, data)
@@ -171,7 +186,7 @@ def run(config, workdir: str) -> dict:
 
 def main(argv):
     del argv
-    from s2r_jax.training.loop import quiet_library_logs
+    from s2r_jax.logs import quiet_library_logs
     quiet_library_logs()
     try:
         run(flags.FLAGS.config, flags.FLAGS.workdir)

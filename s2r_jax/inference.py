@@ -121,7 +121,7 @@ def load_model(checkpoint: str, step: int | None = None, max_depth: float | None
     """The latest (or given) step of a checkpoint directory as a `LoadedModel`.
 
     `max_depth` (metres for a network output of +1) defaults to the training config's
-    `data.max_depth`, else 80 (KITTI; 10 for NYUv2 models). `image_size` (H, W) replaces
+    `data.max_depth`, else 80 (KITTI; the official NYUv2 model: 8). `image_size` (H, W) replaces
     the size the checkpoint was trained at (the network is fully convolutional).
     """
     variables, meta = load_variables(checkpoint, step)

@@ -429,7 +429,7 @@ def define_flags():
                       "'**' in a pattern match any depth).")
     flags.DEFINE_integer("batch_size", 8, "Images per device batch.")
     flags.DEFINE_float("max_depth", None, "Metres for a network output of +1: default the training config's "
-                       "data.max_depth, else 80 (KITTI); 10 for NYUv2 models.")
+                       "data.max_depth, else 80 (KITTI); 8 for the official NYUv2 model.")
     flags.DEFINE_list("image_size", None, "H,W to run the network at instead of the checkpoint's (multiples "
                       "of 16, at least 96); the official KITTI model's is 192,640.")
     flags.DEFINE_float("colour_max", None, "Colourise depth over [0, colour_max] metres (the same colours in "

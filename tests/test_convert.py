@@ -94,6 +94,11 @@ def test_refuses_to_overwrite_without_flag(pth_files, tmp_path):
     convert.convert({"struct_decoder": pth_files["struct_decoder"]}, str(out), overwrite=True)
     variables, _ = checkpoint.load_variables(out)
     assert set(variables["params"]) == {"struct_decoder"}
+    # --overwrite never deletes a directory that holds more than a checkpoint
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds more than a checkpoint"):
+        convert.convert({"struct_decoder": pth_files["struct_decoder"]}, str(out), overwrite=True)
+    assert (out / "notes.txt").exists()
 
 
 def test_restore_onto_a_mesh(pth_files, tmp_path):

@@ -85,8 +85,9 @@ def test_checkpoint_evaluation_on_procedural_data(procedural_vkitti, tmp_path):
     e.protocol, e.crop, e.save_predictions, e.flip_tta = "metric", "none", True, True
     mean = runner.run(e, str(tmp_path / "out"))
     assert mean["frames"] == 16 and 0 < mean["abs_rel"] < 10
+    preds = runner.load_predictions(str(tmp_path / "out" / "predictions.npz"))
     with np.load(tmp_path / "out" / "predictions.npz") as f:
-        preds = [f[k] for k in sorted(f.files)]
+        assert len(f["names"]) == 16 and str(f["names"][0]).startswith("rgb/")
     assert len(preds) == 16 and preds[0].shape == (96, 160)  # at the ground truth's resolution, in metres
     assert 0 <= preds[0].min() and preds[0].max() <= 80
     # the saved predictions evaluate to the same numbers through the file path
@@ -94,3 +95,8 @@ def test_checkpoint_evaluation_on_procedural_data(procedural_vkitti, tmp_path):
     e2.data.split, e2.data.data_dir, e2.gt = "train", procedural_vkitti, "depth"
     e2.protocol, e2.crop, e2.predictions = "metric", "none", str(tmp_path / "out" / "predictions.npz")
     assert runner.run(e2)["abs_rel"] == pytest.approx(mean["abs_rel"], rel=1e-5)
+
+
+def test_prediction_keys_are_read_in_natural_order(tmp_path):
+    np.savez(tmp_path / "p.npz", **{f"pred_{i}": np.full((2, 2), i, np.float32) for i in (10, 2, 1, 0)})
+    assert [int(a[0, 0]) for a in runner.load_predictions(str(tmp_path / "p.npz"))] == [0, 1, 2, 10]

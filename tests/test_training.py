@@ -192,6 +192,11 @@ def test_workdir_of_another_config_is_a_clear_error(data_dir, tmp_path):
     other = stage_config("struct_decoder", data_dir, **{"model.depth_ngf": 16})
     with pytest.raises(loop.TrainingError, match="different configuration"):
         loop.train(other, str(tmp_path / "w"))
+    with pytest.raises(loop.TrainingError, match="stage 'struct_decoder', not 'dsa_depth'"):
+        loop.train(stage_config("dsa_depth", data_dir, num_train_steps=2), str(tmp_path / "w"))
+    # a finished run re-run: nothing to train, no new checkpoint
+    again = loop.train(stage_config("struct_decoder", data_dir, num_train_steps=2), str(tmp_path / "w"))
+    assert int(again.step) == 2 and checkpoint.Checkpointer(tmp_path / "w").all_steps() == [2]
 
 
 def test_unknown_config_field_is_named():
@@ -202,6 +207,10 @@ def test_unknown_config_field_is_named():
     c = config_lib.default_config()
     c.train_modules = ("dsa", "depth_nett")
     with pytest.raises(ValueError, match="depth_nett"):
+        config_lib.validate(c)
+    c = config_lib.default_config()
+    c.checkpoint.every_steps = 0
+    with pytest.raises(ValueError, match="config.checkpoint.every_steps must be at least 1"):
         config_lib.validate(c)
 
 

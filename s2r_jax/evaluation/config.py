@@ -19,8 +19,11 @@ def eval_config(**data_overrides) -> ml_collections.ConfigDict:
     c.min_depth = 0.0
     c.max_depth_eval = 0.0  # e.g. 50 for the 1e-3..50 m range
     c.median_scaling = ""   # official | monodepth2 | none
-    c.flip_tta = ml_collections.FieldReference(None, field_type=bool)
-    c.max_depth = 80.0      # the network's range: metres = (x + 1) / 2 * max_depth (8 for the NYU model)
+    c.flip_tta = ml_collections.FieldReference(None, field_type=bool)  # None: the protocol's choice
+    # The model's input size and range: () / 0 = what the checkpoint records (a converted
+    # official checkpoint records nothing: 192x640 and 80 m, the KITTI model's).
+    c.image_size = ()       # (H, W); the official NYU model runs at (192, 256)
+    c.max_depth = 0.0       # metres = (x + 1) / 2 * max_depth; 8 for the official NYU model
     c.batch_size = 8
     c.save_predictions = False
     return c

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -28,16 +29,21 @@ def protocol_from_config(config) -> metrics.Protocol:
     return metrics.get_protocol(config.protocol, **overrides)
 
 
+def _natural_key(name: str):
+    """'pred_2' before 'pred_10'."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def load_predictions(path: str) -> list[np.ndarray]:
     """An .npz of depth maps in metres: one stacked (N, H, W) array, or one array per frame
-    (keys sorted, e.g. pred_00000, pred_00001, ... or gt-style names)."""
+    (in the natural order of their keys: pred_0, pred_1, ..., pred_10)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"predictions file {path}: no such file")
     with np.load(path, allow_pickle=False) as f:
         keys = [k for k in f.files if k not in ("files", "value", "names")]
         if len(keys) == 1 and f[keys[0]].ndim == 3:
             return list(f[keys[0]])
-        return [f[k] for k in sorted(keys)]
+        return [f[k] for k in sorted(keys, key=_natural_key)]
 
 
 def _gt_from_file(path: str):
@@ -51,7 +57,7 @@ def _progress(done: int, total: int | None):
     print(f"[eval] predicted {done}" + (f"/{total}" if total else "") + " frames", file=sys.stderr, flush=True)
 
 
-def _dataset_frames(config, need_images: bool, model=None):
+def _dataset_frames(config, need_images: bool, model=None, flip_tta: bool = False):
     """Ground truth (and model predictions in metres at ground-truth size) from the dataset."""
     import tensorflow_datasets as tfds
 
@@ -64,13 +70,13 @@ def _dataset_frames(config, need_images: bool, model=None):
     total = pipeline.num_examples(data)
     gts, names, preds = [], [], []
     for batch in tfds.as_numpy(pipeline.eval_dataset(data, gt=config.gt, batch_size=config.batch_size)):
-        out = model.predict(batch["image"], config.flip_tta or False) if model is not None else None
+        out = model.predict(batch["image"], flip_tta) if model is not None else None
         for i, (h, w) in enumerate(batch["gt_shape"]):
             gts.append(batch["gt"][i, :h, :w])
             names.append(batch["name"][i].decode())
             if out is not None:
                 up = metrics.upsample_to(out[i].astype(np.float64), (h, w))
-                preds.append((up + 1.0) / 2.0 * config.max_depth)
+                preds.append((up + 1.0) / 2.0 * model.spec.max_depth)
         if need_images and (len(gts) % (10 * config.batch_size) < config.batch_size or len(gts) == total):
             _progress(len(gts), total)
     return gts, names, preds
@@ -85,12 +91,19 @@ def run(config, workdir: str | None = None) -> dict:
     model = None
     if config.checkpoint:
         from s2r_jax.inference import load_model
-        model = load_model(config.checkpoint)
+        model = load_model(config.checkpoint, max_depth=config.max_depth or None,
+                           image_size=tuple(config.image_size) or None)
     if config.gt_file:
         gts, names = _gt_from_file(config.gt_file)
-        _, _, preds = _dataset_frames(config, True, model) if model is not None else (None, None, None)
+        if model is not None:
+            _, data_names, preds = _dataset_frames(config, True, model, protocol.flip_tta)
+            if names is not None and data_names != names:
+                first = next(i for i, (a, b) in enumerate(zip(data_names, names)) if a != b) \
+                    if len(data_names) == len(names) else min(len(data_names), len(names))
+                raise ValueError(f"{config.gt_file} does not list the dataset's frames in its order "
+                                 f"({len(names)} vs {len(data_names)} frames; first difference at frame {first})")
     else:
-        gts, names, preds = _dataset_frames(config, model is not None, model)
+        gts, names, preds = _dataset_frames(config, model is not None, model, protocol.flip_tta)
     if config.predictions:
         preds = load_predictions(config.predictions)
     names = names or [str(i) for i in range(len(gts))]
@@ -101,7 +114,8 @@ def run(config, workdir: str | None = None) -> dict:
         result = {"protocol": protocol.to_dict(), "metrics": mean,
                   "source": {"checkpoint": config.checkpoint, "predictions": config.predictions,
                              "gt_file": config.gt_file, "dataset": config.data.dataset, "split": config.data.split,
-                             "gt": config.gt, "max_depth": config.max_depth}}
+                             "gt": config.gt, "max_depth": model.spec.max_depth if model else None,
+                             "image_size": list(model.image_size) if model else None}}
         with open(os.path.join(workdir, "metrics.json"), "w") as f:
             json.dump(result, f, indent=2)
         with open(os.path.join(workdir, "per_image.csv"), "w", newline="") as f:
@@ -111,7 +125,7 @@ def run(config, workdir: str | None = None) -> dict:
                 row = [m.get(k, "") for k in metrics.METRIC_NAMES] + [m.get("scale", "")] if m else [""] * 10
                 writer.writerow([i, name, *row])
         if config.save_predictions and preds is not None:
-            np.savez_compressed(os.path.join(workdir, "predictions.npz"),
+            np.savez_compressed(os.path.join(workdir, "predictions.npz"), names=np.array(names),
                                 **{f"pred_{i:05d}": p.astype(np.float32) for i, p in enumerate(preds)})
         print(f"wrote {os.path.join(workdir, 'metrics.json')} and per_image.csv")
     return mean

@@ -101,15 +101,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
             elif isinstance(ref[key], ml_collections.ConfigDict) and isinstance(cfg[key], ml_collections.ConfigDict):
                 walk(cfg[key], ref[key], name + ".")
 
-    if config.get("stage") == "ste_pretrain":
+    ste = config.get("stage") == "ste_pretrain"
+    if ste:
         from s2r_jax.training.ste import ste_default_config
-        walk(config, ste_default_config(), "config.")
-        if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
-        return
-    walk(config, default_config(), "config.")
+    walk(config, ste_default_config() if ste else default_config(), "config.")
     if unknown:
         raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+    for name in ("checkpoint.every_steps", "log.every_steps", "data.batch_size"):
+        group, field = name.split(".")
+        if config[group][field] < 1:
+            raise ValueError(f"config.{name} must be at least 1, got {config[group][field]}")
+    if ste:
+        return
     for group in ("train_modules", "frozen_modules"):
         bad = [m for m in config[group] if m not in MODULES]
         if bad:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging as pylogging
 import signal
 from typing import Any, Callable, Iterator
 
 import jax
+import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
 
@@ -27,23 +27,15 @@ from s2r_jax.training.state import TrainState, build_model, create_state, learni
 from s2r_jax.training.step import jit_train_step, make_train_step
 
 
-def quiet_library_logs() -> None:
-    """Keep orbax's and TFDS's per-operation INFO lines out of the training log
-    (warnings still show; our own and clu's metric lines are unaffected)."""
-    noisy = ("/orbax/", "/tensorflow_datasets/", "/etils/")
-
-    class _Filter(pylogging.Filter):
-        def filter(self, record):
-            return record.levelno >= pylogging.WARNING or not any(n in record.pathname for n in noisy)
-
-    logging.get_absl_handler().addFilter(_Filter())
-
-
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, a workdir of another configuration)."""
 
 
-def _check_same_config(ckpt: checkpoint.Checkpointer, step: int, abstract: dict) -> None:
+def _check_same_config(ckpt: checkpoint.Checkpointer, step: int, abstract: dict, stage: str) -> None:
+    saved_stage = ckpt.restore_meta(step).get("stage")
+    if saved_stage not in (None, stage):
+        raise TrainingError(f"{ckpt.directory} holds a checkpoint of stage {saved_stage!r}, not {stage!r}: use "
+                            f"another workdir (to start from it, set config.init_from.<module>={ckpt.directory})")
     saved = ckpt.variables_shapes(step)
     want = {k: tuple(v.shape) for k, v in flat(abstract).items()}
     diff = sorted(set(saved) ^ set(want)) + sorted(k for k in set(saved) & set(want) if saved[k] != want[k])
@@ -84,7 +76,7 @@ def run(config, workdir: str, task: Task):
     ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)
     latest = ckpt.latest_step()
     if latest is not None:
-        _check_same_config(ckpt, latest, task.abstract_variables)
+        _check_same_config(ckpt, latest, task.abstract_variables, task.name)
         variables, train_item = ckpt.restore_train(
             latest, _with_sharding(task.abstract_variables, task.variable_shardings),
             _with_sharding(_train_item(task.abstract_state), _train_item(task.shardings)))
@@ -93,13 +85,22 @@ def run(config, workdir: str, task: Task):
     else:
         state = task.init_state()
     first_step = int(state.step)
+    if first_step >= task.num_steps:
+        logging.warning("%s is at step %d, at or past num_train_steps=%d: nothing to train", workdir, first_step,
+                        task.num_steps)
+        ckpt.close()
+        return state
     batches = task.batches_from(first_step)
+    multihost = jax.process_count() > 1
 
     is_host0 = jax.process_index() == 0
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_host0)
     if first_step == 0:
         writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                               for k, v in flat(config.to_dict()).items()})
+    panel = task.panel if not multihost else None  # the panel reads the global batch: single host only
+    if task.panel and multihost:
+        logging.info("image panels are off on %d hosts", jax.process_count())
     hooks = [periodic_actions.ReportProgress(num_train_steps=task.num_steps, writer=writer,
                                              every_steps=config.log.every_steps)]
     if config.log.profile and is_host0:
@@ -131,12 +132,12 @@ def run(config, workdir: str, task: Task):
             if step % config.log.every_steps == 0 or step == num_steps:
                 check_finite(step)
                 writer.write_scalars(step, {k: float(v) for k, v in jax.device_get(metrics).items()})
-            if task.panel and config.log.image_every_steps and (
+            if panel and config.log.image_every_steps and (
                     step % config.log.image_every_steps == 0 or step == num_steps):
-                writer.write_images(step, {"panel": task.panel(state, batch)})
+                writer.write_images(step, {"panel": panel(state, batch)})
             if step % config.checkpoint.every_steps == 0 and step != num_steps:
                 save(step)
-            if stop["signal"] is not None:
+            if _should_stop(stop["signal"] is not None, multihost, step, config.log.every_steps):
                 logging.warning("signal %s: saving step %d and exiting", stop["signal"], step)
                 save(step, force=True)
                 break
@@ -148,6 +149,17 @@ def run(config, workdir: str, task: Task):
         ckpt.close()
         writer.flush()
     return state
+
+
+def _should_stop(signalled: bool, multihost: bool, step: int, every: int) -> bool:
+    """On one host, stop at once; on several, all hosts must stop at the same step (the save
+    is collective), so they agree every `every` steps on whether any host was signalled."""
+    if not multihost:
+        return signalled
+    if step % every:
+        return False
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(signalled))))
 
 
 def train(config, workdir: str) -> TrainState:

@@ -18,10 +18,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 FSDP_MIN_SIZE = 2 ** 18  # arrays smaller than this (biases, norms, small kernels) stay replicated
 
 
+_DISTRIBUTED = {"initialized": False}
+
+
 def maybe_initialize_distributed(config) -> None:
-    """`jax.distributed.initialize()` when asked (config.distributed) or set up by the environment."""
-    if config.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    """`jax.distributed.initialize()` when asked (config.distributed) or set up by the
+    environment, once per process (the demo trains several stages in one process)."""
+    if (config.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS")) and not _DISTRIBUTED["initialized"]:
         jax.distributed.initialize()
+        _DISTRIBUTED["initialized"] = True
 
 
 def make_mesh(config) -> Mesh:
