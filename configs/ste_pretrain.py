@@ -8,17 +8,13 @@ structure encoder is what stage 1 loads:
 Defaults from MUNIT: Adam lr 1e-4, betas (0.5, 0.999), weight decay 1e-4, lr halved every
 100k iterations; loss weights gan 1, recon_x 10, recon_s 1, recon_c 1, cycle 10.
 """
+from s2r_jax.training.config import local_variant
 from s2r_jax.training.ste import ste_default_config
 
 
 def get_config(arg: str | None = None):
     c = ste_default_config()
     if arg == "local":
+        local_variant(c)
         c.model.encoder_dim, c.model.style_dim, c.model.mlp_dim, c.model.dis_dim = 8, 4, 16, 8
-        c.data.image_size = (96, 160)
-        c.data.batch_size = 8
-        c.num_train_steps = 20
-        c.checkpoint.every_steps = 10
-        c.log.every_steps = 5
-        c.log.image_every_steps = 10
     return c

@@ -26,7 +26,6 @@ import numpy as np
 from absl import app, flags
 
 from s2r_jax.data import build, procedural
-from s2r_jax.evaluation import metrics as metrics_lib
 from s2r_jax.evaluation.config import eval_config
 from s2r_jax.training import panels
 from s2r_jax.training.config import stage_config

@@ -36,7 +36,7 @@ import glob
 import os
 import sys
 import time
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Iterable, Sequence, TextIO
 
 import numpy as np
 from absl import app, flags, logging

@@ -1,13 +1,12 @@
 """Structure-encoder pretraining: losses fall, sharded == single device, structure survives
 a change of style, and stage 1 loads the trained encoder."""
-import importlib.util
-import os
 
 import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from configs_util import load_config, override
 from s2r_jax.data import batching, pipeline
 from s2r_jax.data.style_images import style_dataset
 from s2r_jax.models.structure_translation import StructureTranslator
@@ -17,24 +16,12 @@ from s2r_jax.training.sharding import state_sharding
 from s2r_jax.training.ste import abstract_variables, build_models, create_state, make_optimizer, make_step
 from s2r_jax.training.ste_pretrain import pretrain
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def _config(data_dir, style_dir, **overrides):
-    spec = importlib.util.spec_from_file_location("ste_pretrain", os.path.join(ROOT, "configs", "ste_pretrain.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("local")
+    c = load_config("ste_pretrain", "local")
     c.data.data_dir, c.style_images = data_dir, style_dir
     c.log.image_every_steps = 0
     c.data.image_size = (64, 96)  # the translation networks need no multiple of 16: keep tests quick
-    for k, v in overrides.items():
-        node = c
-        *parents, leaf = k.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return c
+    return override(c, **overrides)
 
 
 def _mesh(n):
@@ -123,10 +110,7 @@ def test_pretrain_then_stage1_loads_the_encoder(procedural_vkitti, procedural_st
     config = _config(procedural_vkitti, procedural_style_images, num_train_steps=4, **{"checkpoint.every_steps": 2})
     ste = pretrain(config, str(tmp_path / "ste"))
     assert int(ste.step) == 4
-    spec = importlib.util.spec_from_file_location("struct_decoder", os.path.join(ROOT, "configs", "struct_decoder.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    s1 = module.get_config("local")
+    s1 = load_config("struct_decoder", "local")
     s1.data.data_dir, s1.num_train_steps, s1.log.image_every_steps = procedural_vkitti, 1, 0
     s1.init_from.struct_encoder = str(tmp_path / "ste")
     stage1 = loop.train(s1, str(tmp_path / "stage1"))

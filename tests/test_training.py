@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs_util import load_config, override
 from s2r_jax import checkpoint
 from s2r_jax.data import batching, pipeline
 from s2r_jax.training import config as config_lib
@@ -16,7 +17,6 @@ from s2r_jax.training.sharding import state_sharding
 from s2r_jax.training.state import build_model, create_state, learning_rate_schedule, make_optimizer
 from s2r_jax.training.step import make_train_step
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _flat_equal(a, b, atol=0.0):
@@ -31,23 +31,13 @@ def data_dir(procedural_vkitti):
 
 
 def stage_config(name, data_dir, **overrides):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("local")
+    c = load_config(name, "local")
     c.data.data_dir = data_dir
     c.allow_random_frozen = True
     c.log.image_every_steps = 0
     c.num_train_steps = 10
     c.checkpoint.every_steps = 5
-    for k, v in overrides.items():
-        node = c
-        *parents, leaf = k.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return c
+    return override(c, **overrides)
 
 
 def _state_and_step(config, mesh):

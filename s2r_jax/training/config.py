@@ -77,9 +77,10 @@ def stage_config(stage: str, local: bool = False) -> ml_collections.ConfigDict:
 
 def local_variant(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The ':local' variant of every stage: tiny widths, 96x160, a few steps — a smoke
-    run on a laptop CPU, not the paper's setting."""
-    c.model.encoder_dim, c.model.depth_ngf = 8, 8
-    c.model.dsa_channels = (4, 4, 8, 8, 16, 16, 16, 16)
+    run on a laptop CPU, not the paper's setting. (Pretraining sets its own widths.)"""
+    if "depth_ngf" in c.model:
+        c.model.encoder_dim, c.model.depth_ngf = 8, 8
+        c.model.dsa_channels = (4, 4, 8, 8, 16, 16, 16, 16)
     c.data.image_size = (96, 160)
     c.data.batch_size = 8
     c.num_train_steps = 20
