@@ -57,7 +57,7 @@ def _progress(done: int, total: int | None):
     print(f"[eval] predicted {done}" + (f"/{total}" if total else "") + " frames", file=sys.stderr, flush=True)
 
 
-def _dataset_frames(config, need_images: bool, model=None, flip_tta: bool = False):
+def _dataset_frames(config, progress: bool, model=None, flip_tta: bool = False):
     """Ground truth (and model predictions in metres at ground-truth size) from the dataset."""
     import tensorflow_datasets as tfds
 
@@ -77,7 +77,7 @@ def _dataset_frames(config, need_images: bool, model=None, flip_tta: bool = Fals
             if out is not None:
                 up = metrics.upsample_to(out[i].astype(np.float64), (h, w))
                 preds.append((up + 1.0) / 2.0 * model.spec.max_depth)
-        if need_images and (len(gts) % (10 * config.batch_size) < config.batch_size or len(gts) == total):
+        if progress and (len(gts) % (10 * config.batch_size) < config.batch_size or len(gts) == total):
             _progress(len(gts), total)
     return gts, names, preds
 

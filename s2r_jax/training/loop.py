@@ -22,7 +22,7 @@ from s2r_jax.data import batching, pipeline
 from s2r_jax.training import panels
 from s2r_jax.training.config import validate
 from s2r_jax.training.variables import flat, abstract_variables, initial_variables
-from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, param_spec, replicated, state_sharding
+from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, replicated, state_sharding
 from s2r_jax.training.state import TrainState, build_model, create_state, learning_rate_schedule, make_optimizer
 from s2r_jax.training.step import jit_train_step, make_train_step
 
@@ -187,8 +187,7 @@ def train(config, workdir: str) -> TrainState:
 
     task = Task(
         name=config.stage, abstract_variables=abstract, abstract_state=abstract_state, shardings=shardings,
-        variable_shardings=jax.tree.map(lambda a: jax.sharding.NamedSharding(
-            mesh, param_spec(tuple(a.shape), mesh, config.param_sharding)), abstract),
+        variable_shardings=state_sharding(abstract, mesh, config.param_sharding),
         init_state=lambda: new_state(initial_variables(config, abstract, jax.random.key(config.seed))),
         state_from=restored, step_fn=step_fn,
         batches_from=lambda start: batching.prefetch_to_mesh(

@@ -56,7 +56,7 @@ def param_spec(shape: tuple[int, ...], mesh: Mesh, mode: str) -> P:
 
 
 def state_sharding(abstract_state, mesh: Mesh, mode: str):
-    """A NamedSharding per leaf of the (abstract) train state."""
+    """A NamedSharding per leaf of an (abstract) tree: a train state, or model variables."""
     return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), mesh, mode)), abstract_state)
 
 

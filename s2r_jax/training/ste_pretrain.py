@@ -11,7 +11,7 @@ from s2r_jax.training import panels
 from s2r_jax.training.config import validate
 from s2r_jax.training.init import munit_init
 from s2r_jax.training.loop import Task, run
-from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, param_spec, replicated, state_sharding
+from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, replicated, state_sharding
 from s2r_jax.training.ste import STEState, abstract_variables, build_models, create_state, make_optimizer, make_step
 
 
@@ -53,8 +53,7 @@ def pretrain(config, workdir: str) -> STEState:
 
     task = Task(
         name="ste_pretrain", abstract_variables=abstract, abstract_state=abstract_state, shardings=shardings,
-        variable_shardings=jax.tree.map(lambda a: jax.sharding.NamedSharding(
-            mesh, param_spec(tuple(a.shape), mesh, config.param_sharding)), abstract),
+        variable_shardings=state_sharding(abstract, mesh, config.param_sharding),
         init_state=lambda: new_state(jax.tree.map(np.asarray, munit_init(abstract, jax.random.key(config.seed)))),
         state_from=restored, step_fn=step_fn, batches_from=lambda start: _batches(config, start, mesh),
         num_steps=config.num_train_steps, panel=panel)

@@ -23,8 +23,7 @@ def make_loss_fn(model, config) -> Callable:
     train = frozenset(config.train_modules)
 
     def loss_fn(params, state: TrainState, batch):
-        variables = {"params": {**state.frozen["params"], **params},
-                     "batch_stats": {**state.frozen.get("batch_stats", {}), **state.batch_stats}}
+        variables = state.replace(params=params).variables()
         out, updates = model.apply(variables, batch["image"], train=train, use_attention=config.use_attention,
                                    mutable=["batch_stats"])
         mask = batch["mask"] if config.loss.masked else None
