@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from s2r_jax.models import MODULES, S2RDepthNet
+from s2r_jax.models import MODULES, S2RDepthNet, layers
 from s2r_jax.weights import OFFICIAL_PARAMS
 
 
@@ -22,7 +22,8 @@ def summarize(height: int, width: int, dtype=jnp.float32) -> dict:
     model = S2RDepthNet(dtype=dtype)
     image = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.key(0), image)
-    lowered = jax.jit(model.apply).lower(variables, image)
+    with layers.cpu_conv_rewrites(False):  # the network's own FLOPs, not the CPU lowering's
+        lowered = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, image)
     out = jax.eval_shape(model.apply, variables, image)
     cost = lowered.cost_analysis() or {}
     if isinstance(cost, list):  # older jax returns one dict per computation

@@ -62,16 +62,47 @@ def test_align_corners_differs_from_jax_image_resize():
     assert np.max(np.abs(ours - theirs)) > 1e-2
 
 
-def test_conv_transpose_matches_torch():
+@pytest.mark.parametrize("rewrites", [False, True])
+@pytest.mark.parametrize("k,stride,padding,output_padding", [(3, 2, 1, 1), (4, 2, 1, 0), (5, 2, 2, 1), (3, 3, 0, 0),
+                                                             (3, 2, 0, 1), (3, 2, 1, 0)])
+def test_conv_transpose_matches_torch(rewrites, k, stride, padding, output_padding):
+    """Both lowerings (input-dilated, and per output phase on the CPU) against torch;
+    (3, 2, 1, 0) gives an odd output size, where the CPU path falls back to the first."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
-    ref = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
-    layer = layers.ConvTranspose(4)
+    ref = torch.nn.ConvTranspose2d(3, 4, k, stride=stride, padding=padding, output_padding=output_padding)
+    layer = layers.ConvTranspose(4, k, stride=stride, padding=padding, output_padding=output_padding)
     kernel = ref.weight.detach().numpy().transpose(2, 3, 0, 1)  # (in, out, kh, kw) -> HWIO
-    got = layer.apply({"params": {"kernel": kernel, "bias": ref.bias.detach().numpy()}}, x)
+    with layers.cpu_conv_rewrites(rewrites):  # a fresh function: jit caches traces per function
+        variables = {"params": {"kernel": kernel, "bias": ref.bias.detach().numpy()}}
+        got = jax.jit(lambda v, x: layer.apply(v, x))(variables, x)
     want = nhwc(ref(nchw(x)))
-    assert got.shape == (2, 10, 12, 4)
+    assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_conv_transpose_subpixel_gradients_match_direct_lowering():
+    """Training uses the rewrite's gradients (kernel and input): they must be the direct one's."""
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.standard_normal((2, 6, 7, 5)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 3, 5, 4)), jnp.float32)
+    t = jnp.asarray(rng.standard_normal((2, 12, 14, 4)), jnp.float32)
+
+    def loss(x, w):
+        y = layers.ConvTranspose(4, use_bias=False).apply({"params": {"kernel": w}}, x)
+        return jnp.sum((y - t) ** 2)
+
+    with layers.cpu_conv_rewrites(False):
+        direct = jax.grad(loss, argnums=(0, 1))(x, w)
+    with layers.cpu_conv_rewrites(True):
+        subpixel = jax.grad(loss, argnums=(0, 1))(x, w)
+    for a, b in zip(direct, subpixel):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_conv_transpose_subpixel_refuses_odd_output():
+    with pytest.raises(ValueError, match="divisible by 2, got 9x11"):
+        layers.conv_transpose_subpixel(jnp.zeros((1, 5, 6, 3)), jnp.zeros((3, 3, 3, 4)), 2, 1, 0)
 
 
 def test_dilated_strided_conv_matches_torch():
@@ -88,3 +119,45 @@ def test_reflect_pad_and_pooling_match_torch():
     np.testing.assert_allclose(layers.reflect_pad(x, 3), nhwc(torch.nn.ReflectionPad2d(3)(nchw(x))))
     np.testing.assert_allclose(layers.avg_pool2(x), nhwc(torch.nn.AvgPool2d(2, 2)(nchw(x))), atol=1e-6)
     np.testing.assert_allclose(layers.upsample_nearest2(x), nhwc(F.interpolate(nchw(x), scale_factor=2)))
+
+
+@pytest.mark.parametrize("padding_mode,padding,stride,dilation,kernel_size",
+                         [("reflect", 3, 1, 1, 7), ("reflect", 1, 2, 1, 4), ("reflect", 5, 1, 5, 3),
+                          ("zeros", 0, 1, 1, 1), ("zeros", 0, 2, 1, 1), ("zeros", 0, 1, 2, 3)])
+def test_cpu_unpadded_conv_rewrite_is_exact_and_matches_torch(padding_mode, padding, stride, dilation, kernel_size):
+    """The CPU path (zero-pad by `stride`, crop one output per side; 1x1 as a matrix product)
+    must give the plain unpadded convolution's numbers and gradients, and torch's
+    Conv2d(padding_mode=...) output."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 13, 17, 3)).astype(np.float32)
+    ref = torch.nn.Conv2d(3, 5, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                          padding_mode=padding_mode)
+    layer = layers.Conv(5, kernel_size, stride, padding, dilation, padding_mode=padding_mode)
+    params = {"kernel": ref.weight.detach().numpy().transpose(2, 3, 1, 0), "bias": ref.bias.detach().numpy()}
+    outs, programs = {}, {}
+    for on in (True, False):
+        with layers.cpu_conv_rewrites(on):  # a fresh function each time: jit caches traces per function
+            forward = lambda p, x: layer.apply({"params": p}, x)
+            programs[on] = str(jax.make_jaxpr(forward)(params, x))
+            outs[on] = np.asarray(jax.jit(forward)(params, x))
+    assert programs[True] != programs[False]  # both lowerings were really run
+    want = nhwc(ref(nchw(x)))
+    assert outs[True].shape == outs[False].shape == want.shape
+    # The same products and sums; a 1x1 convolution becomes a matrix product, which may
+    # order its sums differently, so allow a few float32 ulps, nothing more.
+    np.testing.assert_allclose(outs[True], outs[False], rtol=0, atol=2e-6)
+    np.testing.assert_allclose(outs[True], want, atol=1e-5)
+    # Training differentiates the CPU form through its own backward pass: same gradients.
+    target = rng.standard_normal(want.shape).astype(np.float32)
+    grads = {}
+    for on in (True, False):
+        with layers.cpu_conv_rewrites(on):
+            loss = lambda p, x: jnp.sum((layer.apply({"params": p}, x) - target) ** 2)
+            grads[on] = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+    for a, b in zip(jax.tree.leaves(grads[True]), jax.tree.leaves(grads[False])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_padding_mode_is_refused():
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros' or 'reflect', got 'circular'"):
+        layers.Conv(2, 3, padding=1, padding_mode="circular").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))

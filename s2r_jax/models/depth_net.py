@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from s2r_jax.models.layers import (BatchNorm, Conv, ConvTranspose, Dtype, avg_pool2, check_image, prelu,
-                                   reflect_pad, stat_dtype, upsample_nearest2)
+                                   stat_dtype, upsample_nearest2)
 
 PRELU_INIT = 0.25  # torch.nn.PReLU default
 
@@ -66,10 +66,11 @@ class InceptionBlock(_Block):
         branches = []
         for i in range(self.width):
             d = 2 * i + 1
-            conv = Conv(self.features, 3, dilation=d, use_bias=False, dtype=self.dtype, name=f"branch{i}")
-            branches.append(conv(reflect_pad(x, d)))
+            conv = Conv(self.features, 3, padding=d, dilation=d, use_bias=False, dtype=self.dtype,
+                        name=f"branch{i}", padding_mode="reflect")
+            branches.append(conv(x))
         y = self.act(BatchNorm(dtype=self.dtype, name="norm1")(jnp.concatenate(branches, -1), train), "prelu_a")
-        y = Conv(self.features, 3, use_bias=False, dtype=self.dtype, name="fuse")(reflect_pad(y, 1))
+        y = Conv(self.features, 3, padding=1, use_bias=False, dtype=self.dtype, name="fuse", padding_mode="reflect")(y)
         y = BatchNorm(dtype=self.dtype, name="norm2")(y, train)
         return self.act(y + x.astype(y.dtype), "prelu_b")
 
@@ -83,7 +84,7 @@ class DecoderUpBlock(_Block):
 
     @nn.compact
     def __call__(self, x, train):
-        x = Conv(self.middle, 3, use_bias=False, dtype=self.dtype, name="conv")(reflect_pad(x, 1))
+        x = Conv(self.middle, 3, padding=1, use_bias=False, dtype=self.dtype, name="conv", padding_mode="reflect")(x)
         x = self.act(BatchNorm(dtype=self.dtype, name="bn_a")(x, train), "prelu_a")
         x = ConvTranspose(self.features, 3, stride=2, padding=1, output_padding=1, dtype=self.dtype, name="deconv")(x)
         return self.act(BatchNorm(dtype=self.dtype, name="bn_b")(x, train), "prelu_b")
@@ -97,7 +98,8 @@ class OutputBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = Conv(1, self.kernel_size, use_bias=False, dtype=self.dtype, name="conv")(reflect_pad(x, self.kernel_size // 2))
+        k = self.kernel_size
+        x = Conv(1, k, padding=k // 2, use_bias=False, dtype=self.dtype, name="conv", padding_mode="reflect")(x)
         return jnp.tanh(x.astype(stat_dtype(self.dtype)))
 
 
@@ -122,7 +124,7 @@ class DepthNet(nn.Module):
         def act(y, name):  # the stem's activation, not inside a block
             return prelu(y, alpha if alpha is not None else self.param(name, nn.initializers.constant(PRELU_INIT), (1,), jnp.float32))
 
-        y = Conv(g, 7, use_bias=False, dtype=dt, name="conv1")(reflect_pad(x, 3))
+        y = Conv(g, 7, padding=3, use_bias=False, dtype=dt, name="conv1", padding_mode="reflect")(x)
         conv1 = avg_pool2(act(BatchNorm(dtype=dt, name="bn1")(y, train), "prelu1"))          # 1/2, g
         conv2 = avg_pool2(EncoderBlock(alpha, 2 * g, 2 * g, dt, name="conv2")(conv1, train))  # 1/4, 2g
         conv3 = avg_pool2(EncoderBlock(alpha, 4 * g, 4 * g, dt, name="conv3")(conv2, train))  # 1/8, 4g

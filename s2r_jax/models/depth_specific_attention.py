@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from s2r_jax.models.layers import stat_dtype, BatchNorm, Conv, Dtype, UpProjection, reflect_pad
+from s2r_jax.models.layers import stat_dtype, BatchNorm, Conv, Dtype, UpProjection
 
 # DRN-D-22: channels and block counts per level; levels 3-6 are residual
 # (BasicBlock) levels, 0-2 and 7-8 plain conv-BN-ReLU layers.
@@ -103,5 +103,5 @@ class DepthSpecificAttention(nn.Module):
         for i, size in enumerate((quarter, half, image.shape[1:3])):
             features //= 2
             x = UpProjection(features, self.align_corners, self.dtype, name=f"up{i + 1}")(x, size, train)
-        x = Conv(1, 3, dtype=self.dtype, name="conv")(reflect_pad(x, 1))
+        x = Conv(1, 3, padding=1, dtype=self.dtype, name="conv", padding_mode="reflect")(x)
         return nn.sigmoid(x.astype(stat_dtype(self.dtype)))

@@ -12,6 +12,8 @@ are computed in at least float32 (`stat_dtype`).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -82,11 +84,81 @@ def resize_bilinear(x: jax.Array, size: Sequence[int], align_corners: bool = Tru
     return _resize_axis(x, int(size[1]), 2, align_corners)
 
 
-class Conv(nn.Module):
-    """`nn.Conv2d` with zero padding `padding`; kernel stored HWIO.
+# Two XLA:CPU slow paths (jaxlib 0.10), measured layer by layer with
+# `python -m s2r_jax.benchmarks.layers` (docs/benchmarks.md), are avoided on the CPU by
+# computing the same sums another way:
+# - YNNPACK, which runs CPU convolutions, is 2-18x slower on a convolution with no padding
+#   of its own (the reflect-padded layers). Such a convolution gets `stride` rows and
+#   columns of zero padding and its one extra output on each side cropped (its backward
+#   pass stays the plain one's, which is faster); a 1x1 one is a matrix product.
+# - The kernel gradient of a transposed (input-dilated) convolution takes 30-160x its
+#   forward time. ConvTranspose is computed as one dense convolution per output phase
+#   (`conv_transpose_subpixel`), whose gradients are ordinary ones.
+# Both give the same products and sums (bit-identical or a few ulps apart where XLA orders
+# a sum differently). None: on when the default backend is the CPU; True/False force them
+# (tests compare both; GPU and TPU keep the direct lowering).
+CPU_CONV_REWRITES: bool | None = None
 
-    Reflection padding is applied by the caller with `reflect_pad`, as the official
-    modules do with a separate `nn.ReflectionPad2d`.
+
+def cpu_conv_rewrites_enabled() -> bool:
+    if CPU_CONV_REWRITES is not None:
+        return CPU_CONV_REWRITES
+    return jax.default_backend() == "cpu"
+
+
+@contextlib.contextmanager
+def cpu_conv_rewrites(enabled: bool | None):
+    """Set CPU_CONV_REWRITES within the block (e.g. off, to count the network's own FLOPs).
+
+    It acts when a function is traced, and `jax.jit` caches traces per function object, so
+    jit, lower or trace a function defined inside the block, not one already traced."""
+    global CPU_CONV_REWRITES
+    saved, CPU_CONV_REWRITES = CPU_CONV_REWRITES, enabled
+    try:
+        yield
+    finally:
+        CPU_CONV_REWRITES = saved
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int, dilation: int) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), [(padding, padding)] * 2,
+                                        rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _unpadded_conv_cpu(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) -> jax.Array:
+    # out'[j] = sum_k w[k] x[s(j - 1) + d k] = out[j - 1]: same sums, one extra output per side.
+    return _lax_conv(x, kernel, stride, stride, dilation)[:, 1:-1, 1:-1, :]
+
+
+def _unpadded_conv_cpu_fwd(x, kernel, stride, dilation):
+    return _unpadded_conv_cpu(x, kernel, stride, dilation), (x, kernel)
+
+
+def _unpadded_conv_cpu_bwd(stride, dilation, residuals, g):
+    # The padded form's own gradients are slower than the unpadded ones (up to 2.5x for the
+    # kernel), so the backward pass differentiates the plain convolution: same function.
+    x, kernel = residuals
+    return jax.vjp(lambda x, k: _lax_conv(x, k, stride, 0, dilation), x, kernel)[1](g)
+
+
+_unpadded_conv_cpu.defvjp(_unpadded_conv_cpu_fwd, _unpadded_conv_cpu_bwd)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0, dilation: int = 1) -> jax.Array:
+    """A zero-padded NHWC/HWIO convolution, as `F.conv2d` (see CPU_CONV_REWRITES)."""
+    if padding == 0 and cpu_conv_rewrites_enabled():
+        if kernel.shape[:2] == (1, 1):  # a matrix product: cheapest forward and gradients
+            return jnp.einsum("nhwc,co->nhwo", x[:, ::stride, ::stride], kernel[0, 0])
+        return _unpadded_conv_cpu(x, kernel, stride, dilation)
+    return _lax_conv(x, kernel, stride, padding, dilation)
+
+
+class Conv(nn.Module):
+    """`nn.Conv2d` with `padding` and `padding_mode` ('zeros' or 'reflect'); kernel stored HWIO.
+
+    `padding_mode='reflect'` is the official modules' separate `nn.ReflectionPad2d(padding)`
+    followed by an unpadded convolution.
     """
 
     features: int
@@ -97,11 +169,14 @@ class Conv(nn.Module):
     use_bias: bool = True
     dtype: Dtype = jnp.float32
     kernel_init: Any = torch_conv_init
+    padding_mode: str = "zeros"
 
     def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
-        return jax.lax.conv_general_dilated(
-            x, kernel, window_strides=(self.stride, self.stride), padding=[(self.padding, self.padding)] * 2,
-            rhs_dilation=(self.dilation, self.dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.padding_mode == "reflect":
+            return conv2d(reflect_pad(x, self.padding), kernel, self.stride, 0, self.dilation)
+        if self.padding_mode != "zeros":
+            raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {self.padding_mode!r}.")
+        return conv2d(x, kernel, self.stride, self.padding, self.dilation)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -114,13 +189,44 @@ class Conv(nn.Module):
         return y
 
 
+def conv_transpose_subpixel(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
+                            output_padding: int) -> jax.Array:
+    """`F.conv_transpose2d` (HWIO scatter kernel) as one dense convolution producing all
+    `stride`**2 output phases as channels, then interleaved (depth-to-space).
+
+    Output row s*i + a receives kernel taps k with (a + k - lo) divisible by s, from input
+    row i + (a + k - lo) // s (lo = k - 1 - padding, flipped kernel): a small dense kernel
+    per phase instead of a convolution over a zero-dilated input.
+    """
+    n, h, w, cin = x.shape
+    k, s, cout = kernel.shape[0], stride, kernel.shape[-1]
+    lo = k - 1 - padding
+    out_h, out_w = (h - 1) * s - 2 * padding + k + output_padding, (w - 1) * s - 2 * padding + k + output_padding
+    if out_h % s or out_w % s:
+        raise ValueError(f"sub-pixel transposed convolution needs output sizes divisible by {s}, got {out_h}x{out_w}")
+    taps = [(a, t, (a + t - lo) // s) for a in range(s) for t in range(k) if (a + t - lo) % s == 0]
+    dmin, dmax = min(d for *_, d in taps), max(d for *_, d in taps)
+    flipped = jnp.flip(kernel, axis=(0, 1))
+    phases = jnp.zeros((dmax - dmin + 1, dmax - dmin + 1, cin, s, s, cout), kernel.dtype)
+    for a, ty, dy in taps:
+        for b, tx, dx in taps:
+            phases = phases.at[dy - dmin, dx - dmin, :, a, b, :].set(flipped[ty, tx])
+    mh, mw = out_h // s, out_w // s
+    y = jax.lax.conv_general_dilated(
+        x, phases.reshape(*phases.shape[:3], s * s * cout), (1, 1),
+        [(-dmin, mh - h + dmax), (-dmin, mw - w + dmax)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = y.reshape(n, mh, mw, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(n, mh * s, mw * s, cout)
+
+
 class ConvTranspose(Conv):
     """`nn.ConvTranspose2d(k, stride, padding, output_padding)` (dilation 1).
 
     The kernel is stored HWIO as PyTorch's (in, out, kh, kw) transposed, i.e. the
     *scatter* kernel. A transposed convolution equals a convolution of the
     `stride`-dilated input with the spatially flipped kernel, padded by
-    (k-1-padding, k-1-padding+output_padding).
+    (k-1-padding, k-1-padding+output_padding); on the CPU it is computed per output
+    phase instead (`conv_transpose_subpixel`, see CPU_CONV_REWRITES).
     """
 
     kernel_size: int = 3
@@ -129,6 +235,9 @@ class ConvTranspose(Conv):
     output_padding: int = 1
 
     def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        s, extra = self.stride, self.kernel_size + self.output_padding - 2 * self.padding  # out = (in - 1) s + extra
+        if cpu_conv_rewrites_enabled() and (extra - s) % s == 0:
+            return conv_transpose_subpixel(x, kernel, self.stride, self.padding, self.output_padding)
         lo = self.kernel_size - 1 - self.padding
         return jax.lax.conv_general_dilated(
             x, jnp.flip(kernel, axis=(0, 1)), window_strides=(1, 1), padding=[(lo, lo + self.output_padding)] * 2,

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from s2r_jax.models.layers import stat_dtype, Conv, Dtype, UpProjection, reflect_pad
+from s2r_jax.models.layers import stat_dtype, Conv, Dtype, UpProjection
 
 
 class StructureDecoder(nn.Module):
@@ -25,5 +25,5 @@ class StructureDecoder(nn.Module):
         _, h, w, _ = code.shape
         x = UpProjection(self.features // 2, self.align_corners, self.dtype, name="up1")(code, (2 * h, 2 * w), train)
         x = UpProjection(self.features // 4, self.align_corners, self.dtype, name="up2")(x, (4 * h, 4 * w), train)
-        x = Conv(1, 3, dtype=self.dtype, name="conv")(reflect_pad(x, 1))
+        x = Conv(1, 3, padding=1, dtype=self.dtype, name="conv", padding_mode="reflect")(x)
         return nn.sigmoid(x.astype(stat_dtype(self.dtype)))

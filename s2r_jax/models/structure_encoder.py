@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from s2r_jax.models.layers import Conv, Dtype, instance_norm, reflect_pad
+from s2r_jax.models.layers import Conv, Dtype, instance_norm
 
 
 def _lrelu(x):
@@ -33,7 +33,8 @@ class ConvINBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = Conv(self.features, self.kernel_size, self.stride, dtype=self.dtype, name="conv")(reflect_pad(x, self.pad))
+        x = Conv(self.features, self.kernel_size, self.stride, self.pad, dtype=self.dtype, name="conv",
+                 padding_mode="reflect")(x)
         return _lrelu(instance_norm(x))
 
 
@@ -45,9 +46,9 @@ class ResBlock(nn.Module):
     @nn.compact
     def __call__(self, x):
         c = x.shape[-1]
-        y = Conv(c, 3, dtype=self.dtype, name="conv1")(reflect_pad(x, 1))
+        y = Conv(c, 3, padding=1, dtype=self.dtype, name="conv1", padding_mode="reflect")(x)
         y = _lrelu(instance_norm(y))
-        y = Conv(c, 3, dtype=self.dtype, name="conv2")(reflect_pad(y, 1))
+        y = Conv(c, 3, padding=1, dtype=self.dtype, name="conv2", padding_mode="reflect")(y)
         return instance_norm(y) + x
 
 

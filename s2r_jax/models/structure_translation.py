@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from s2r_jax.models.layers import Conv, Dtype, instance_norm, reflect_pad, stat_dtype, upsample_nearest2
+from s2r_jax.models.layers import Conv, Dtype, instance_norm, stat_dtype, upsample_nearest2
 from s2r_jax.models.structure_encoder import StructureEncoder
 
 DOMAINS = ("a", "b")  # a: synthetic images, b: the style domain
@@ -36,11 +36,11 @@ class StyleEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = _lrelu(Conv(self.dim, 7, dtype=self.dtype, name="conv0")(reflect_pad(x, 3)))
+        x = _lrelu(Conv(self.dim, 7, padding=3, dtype=self.dtype, name="conv0", padding_mode="reflect")(x))
         dim = self.dim
         for i in range(self.n_downsample):
             dim = dim * 2 if i < 2 else dim
-            x = _lrelu(Conv(dim, 4, 2, dtype=self.dtype, name=f"down{i}")(reflect_pad(x, 1)))
+            x = _lrelu(Conv(dim, 4, 2, 1, dtype=self.dtype, name=f"down{i}", padding_mode="reflect")(x))
         x = x.mean(axis=(1, 2), keepdims=True)
         return Conv(self.style_dim, 1, dtype=self.dtype, name="out")(x)[:, 0, 0, :]
 
@@ -81,17 +81,17 @@ class StyleDecoder(nn.Module):
 
         x = code
         for i in range(self.n_res):
-            y = Conv(dim, 3, dtype=self.dtype, name=f"res{i}_conv1")(reflect_pad(x, 1))
+            y = Conv(dim, 3, padding=1, dtype=self.dtype, name=f"res{i}_conv1", padding_mode="reflect")(x)
             y = _lrelu(adain_norm(y, 2 * i))
-            y = Conv(dim, 3, dtype=self.dtype, name=f"res{i}_conv2")(reflect_pad(y, 1))
+            y = Conv(dim, 3, padding=1, dtype=self.dtype, name=f"res{i}_conv2", padding_mode="reflect")(y)
             x = x + adain_norm(y, 2 * i + 1)
         for i in range(self.n_upsample):
             dim //= 2
-            x = Conv(dim, 5, dtype=self.dtype, name=f"up{i}")(reflect_pad(upsample_nearest2(x), 2))
+            x = Conv(dim, 5, padding=2, dtype=self.dtype, name=f"up{i}", padding_mode="reflect")(upsample_nearest2(x))
             gamma = self.param(f"up{i}_ln_gamma", nn.initializers.uniform(1.0), (dim,), jnp.float32)
             beta = self.param(f"up{i}_ln_beta", nn.initializers.zeros, (dim,), jnp.float32)
             x = _lrelu(layer_norm(x, gamma, beta))
-        x = Conv(3, 7, dtype=self.dtype, name="out")(reflect_pad(x, 3))
+        x = Conv(3, 7, padding=3, dtype=self.dtype, name="out", padding_mode="reflect")(x)
         return jnp.tanh(x.astype(stat_dtype(self.dtype)))
 
 
@@ -171,7 +171,7 @@ class MultiScaleDiscriminator(nn.Module):
         for s in range(self.num_scales):
             h, dim = x, self.dim
             for i in range(self.n_layer):
-                h = _lrelu(Conv(dim, 4, 2, dtype=self.dtype, name=f"scale{s}_conv{i}")(reflect_pad(h, 1)))
+                h = _lrelu(Conv(dim, 4, 2, 1, dtype=self.dtype, name=f"scale{s}_conv{i}", padding_mode="reflect")(h))
                 dim *= 2
             outs.append(Conv(1, 1, dtype=self.dtype, name=f"scale{s}_out")(h).astype(stat_dtype(self.dtype)))
             x = _downsample(x)
