@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from s2r_jax.benchmarks import inference
 from s2r_jax.benchmarks.common import median_seconds
 from s2r_jax.models import S2RDepthNet, layers
-from s2r_jax.training.init import official_init
 
 
 def define_flags():
@@ -117,13 +117,9 @@ def _torch_conv_ms(key, steps: int) -> float:
 
 
 def time_forward(height: int, width: int, steps: int, rewrites: bool) -> float:
-    model = S2RDepthNet()
-    image = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
-    variables = official_init(jax.eval_shape(model.init, jax.random.key(0), image), jax.random.key(0))
-    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, height, width, 3)), jnp.float32)
-    with layers.cpu_conv_rewrites(rewrites):
-        compiled = jax.jit(lambda v, x: model.apply(v, x)["depth"][-1]).lower(variables, x).compile()
-    return median_ms(lambda: compiled(variables, x), steps)
+    """The whole eval forward at batch 1, as `benchmarks.inference` times it, in ms."""
+    with layers.cpu_conv_rewrites(rewrites):  # time_inference jits a fresh function, traced in here
+        return inference.time_inference(1, height, width, "float32", steps)["latency_ms"]
 
 
 def _stride_dilation(row: dict) -> str:

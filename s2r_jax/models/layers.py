@@ -235,8 +235,8 @@ class ConvTranspose(Conv):
     output_padding: int = 1
 
     def _convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
-        s, extra = self.stride, self.kernel_size + self.output_padding - 2 * self.padding  # out = (in - 1) s + extra
-        if cpu_conv_rewrites_enabled() and (extra - s) % s == 0:
+        extra = self.kernel_size + self.output_padding - 2 * self.padding  # out = (in - 1) * stride + extra
+        if cpu_conv_rewrites_enabled() and extra % self.stride == 0:  # output divisible into phases
             return conv_transpose_subpixel(x, kernel, self.stride, self.padding, self.output_padding)
         lo = self.kernel_size - 1 - self.padding
         return jax.lax.conv_general_dilated(
