@@ -81,26 +81,64 @@ def convert(sources: Mapping[str, str], output: str, overwrite: bool = False) ->
         raise weights.WeightImportError("\n".join(errors) + "\nnothing was written.")
     variables = weights.merge_variables(*imported)
 
-    from s2r_jax.checkpoint import Checkpointer  # orbax only when writing
-
-    if os.path.isdir(output) and os.listdir(output):
-        if not overwrite:
-            raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
-        # only ever delete a checkpoint directory: numbered steps and orbax's own files
-        foreign = [n for n in os.listdir(output) if not (n.isdigit() or n.startswith(("_", ".")) or "orbax" in n)]
-        if foreign:
-            raise FileExistsError(f"{output} holds more than a checkpoint ({', '.join(sorted(foreign)[:5])}); "
-                                  "choose another --output")
-        import shutil
-        shutil.rmtree(output)
     meta = {"written_by": "s2r_jax.convert", "format": "official_pytorch",
             "sources": {n: os.path.abspath(p) for n, p in sources.items()},
             "modules": sorted(variables["params"])}
-    with Checkpointer(output) as ckpt:
-        ckpt.save(0, variables, meta)
+    write_checkpoint(variables, meta, output, overwrite)
     n = sum(int(np.prod(a.shape)) for a in _leaves(variables["params"]))
     print(f"wrote {output} (step 0): modules {', '.join(meta['modules'])}; {n:,} parameters")
     return variables
+
+
+def _check_replaceable(output: str, overwrite: bool) -> None:
+    if not (os.path.isdir(output) and os.listdir(output)):
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise FileExistsError(f"{output} exists and is not a directory; choose another --output")
+        return
+    if not overwrite:
+        raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
+    # only ever replace a checkpoint directory: numbered steps and orbax's own files
+    foreign = [n for n in os.listdir(output) if not (n.isdigit() or n.startswith(("_", ".")) or "orbax" in n)]
+    if foreign:
+        raise FileExistsError(f"{output} holds more than a checkpoint ({', '.join(sorted(foreign)[:5])}); "
+                              "choose another --output")
+
+
+def write_checkpoint(variables: dict, meta: dict, output: str, overwrite: bool = False) -> None:
+    """Write `variables` and `meta` as step 0 of a checkpoint directory `output`, atomically.
+
+    The checkpoint is written completely under a temporary name beside `output` and then
+    renamed into place, so an interrupted conversion leaves no directory that could later
+    be restored as a checkpoint, and `--overwrite` keeps the old checkpoint until the new
+    one is complete.
+    """
+    import shutil
+    import tempfile
+
+    from s2r_jax.checkpoint import Checkpointer  # orbax only when writing
+
+    output = os.path.abspath(output)
+    _check_replaceable(output, overwrite)
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.partial-", dir=parent)
+    old = None
+    try:
+        with Checkpointer(tmp, async_save=False) as ckpt:
+            ckpt.save(0, variables, meta)
+        if os.path.isdir(output):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.old-", dir=parent)
+            os.rmdir(old)
+            os.rename(output, old)
+        os.rename(tmp, output)
+    except BaseException:
+        if old is not None and not os.path.exists(output):
+            os.rename(old, output)  # put the previous checkpoint back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _leaves(tree):

@@ -122,7 +122,7 @@ def _panel(config, runs, data, path):
 
     from s2r_jax.data import pipeline
     from s2r_jax.data.config import data_config
-    from s2r_jax.inference import load_model
+    from s2r_jax.model_loader import load_model
 
     lm = load_model(runs["stage2"])
     cfg = data_config(data_dir=data["test_real"], split="test", image_size=tuple(config.image_size))

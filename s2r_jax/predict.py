@@ -42,7 +42,7 @@ import numpy as np
 from absl import app, flags, logging
 from PIL import Image
 
-from s2r_jax.inference import CheckpointModelError, LoadedModel, check_model_size, load_model
+from s2r_jax.model_loader import CheckpointModelError, LoadedModel, check_model_size, load_model
 
 PredictError = CheckpointModelError  # an argument or checkpoint prediction cannot work with
 
@@ -53,7 +53,7 @@ KITTI_IMAGE_SIZE = (375, 1242)  # H, W
 
 
 class Predictor:
-    """A restored model (`inference.LoadedModel`) with what prediction adds: Pillow
+    """A restored model (`model_loader.LoadedModel`) with what prediction adds: Pillow
     preprocessing and the jitted map back to each image's size in metres."""
 
     def __init__(self, loaded: LoadedModel):
@@ -88,7 +88,7 @@ class Predictor:
 def load_predictor(checkpoint: str | os.PathLike, max_depth: float | None = None,
                    image_size: Sequence[int] | None = None, step: int | None = None) -> Predictor:
     """A `Predictor` for the latest (or given) step of a checkpoint directory (see
-    `inference.load_model` for `max_depth` and `image_size`)."""
+    `model_loader.load_model` for `max_depth` and `image_size`)."""
     return Predictor(load_model(checkpoint, step=step, max_depth=max_depth, image_size=image_size))
 
 

@@ -110,3 +110,20 @@ def test_restore_onto_a_mesh(pth_files, tmp_path):
     leaf = variables["params"]["struct_decoder"]["up1"]["conv1"]["kernel"]
     assert leaf.sharding == replicated
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), variables, expected)
+
+
+def test_overwrite_keeps_the_old_checkpoint_until_the_new_one_is_complete(pth_files, tmp_path, monkeypatch):
+    """An interrupted --overwrite must leave the previous checkpoint restorable and no partial one."""
+    out = tmp_path / "ckpt"
+    convert.convert({"struct_encoder": pth_files["struct_encoder"]}, str(out))
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert.convert({"struct_decoder": pth_files["struct_decoder"]}, str(out), overwrite=True)
+    monkeypatch.undo()
+    variables, _ = checkpoint.load_variables(out)
+    assert set(variables["params"]) == {"struct_encoder"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary directory left behind

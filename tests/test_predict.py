@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2r_jax import inference, predict
+from s2r_jax import model_loader, predict
 from s2r_jax.checkpoint import Checkpointer
 from s2r_jax.data.imageio import read_png16, read_rgb
 from s2r_jax.models import S2RDepthNet, to_metres
@@ -99,13 +99,13 @@ def test_load_predictor_reads_the_training_config(run):
 
 
 def test_converted_checkpoint_means_the_official_model():
-    spec = inference.model_spec({"written_by": "s2r_jax.convert", "format": "official_pytorch"})
+    spec = model_loader.model_spec({"written_by": "s2r_jax.convert", "format": "official_pytorch"})
     assert spec.image_size == (192, 640) and spec.use_attention and spec.max_depth == 80.0
     assert spec.model["encoder_dim"] == 64 and spec.model["depth_ngf"] == 64 and len(spec.model["dsa_channels"]) == 8
     with pytest.raises(predict.PredictError, match="ste_pretrain"):
-        inference.model_spec({"config": {"stage": "ste_pretrain", "model": {"style_dim": 8}}})
+        model_loader.model_spec({"config": {"stage": "ste_pretrain", "model": {"style_dim": 8}}})
     # a stage-1 config (no attention); config.model.rgb_baseline=False is plain S2R-DepthNet
-    spec = inference.model_spec({"config": {"stage": "struct_decoder", "use_attention": False,
+    spec = model_loader.model_spec({"config": {"stage": "struct_decoder", "use_attention": False,
                                           "model": dict(TINY, rgb_baseline=False),
                                           "data": {"image_size": [128, 416], "max_depth": 10.0}}})
     assert (spec.image_size, spec.use_attention, spec.max_depth, spec.rgb_baseline) == ((128, 416), False, 10.0, False)

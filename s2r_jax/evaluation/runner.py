@@ -90,7 +90,7 @@ def run(config, workdir: str | None = None) -> dict:
         raise ValueError("give exactly one of config.checkpoint (a model) and config.predictions (a file)")
     model = None
     if config.checkpoint:
-        from s2r_jax.inference import load_model
+        from s2r_jax.model_loader import load_model
         model = load_model(config.checkpoint, max_depth=config.max_depth or None,
                            image_size=tuple(config.image_size) or None)
     if config.gt_file:

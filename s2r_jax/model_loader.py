@@ -1,4 +1,5 @@
-"""A checkpoint -> a ready model: what evaluation and prediction share (no tensorflow).
+"""A checkpoint directory -> a ready depth model: what evaluation, prediction and export
+share (no tensorflow).
 
 A checkpoint written by training carries its config (`meta['config']`): the model's
 widths, input size, attention, depth range. One written by `s2r_jax.convert` (the
@@ -15,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from s2r_jax.checkpoint import load_variables
-from s2r_jax.models import KITTI_MAX_DEPTH, RGBBaseline, S2RDepthNet
+from s2r_jax.models import KITTI_MAX_DEPTH, RGBBaseline, S2RDepthNet, to_metres
 
 OFFICIAL_IMAGE_SIZE = (192, 640)  # H, W: the input size of the released KITTI model
 _DTYPES = ("float32", "bfloat16", "float64")
@@ -101,6 +102,13 @@ class LoadedModel:
                                        f"the model needs {', '.join(needed)}")
         use_attention = self.use_attention
         self._finest = jax.jit(lambda v, x: self.model.apply(v, x, use_attention=use_attention)["depth"][-1])
+
+    def metric_depth(self, variables: Any, images01: jax.Array) -> jax.Array:
+        """Pure and traceable (what export serialises): (N, H, W, 3) float32 RGB in [0, 1] at
+        `image_size` -> (N, H, W) float32 depth in metres at that size."""
+        x = images01.astype(jnp.float32) * 2.0 - 1.0
+        raw = self.model.apply(variables, x, use_attention=self.use_attention)["depth"][-1]
+        return to_metres(raw, max_depth=self.spec.max_depth)[..., 0]
 
     def finest(self, images) -> jax.Array:
         """(N, H, W, 3) in [-1, 1] at `image_size` -> the finest output (N, H, W, 1) in [-1, 1], on device."""
