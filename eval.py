@@ -1,33 +1,93 @@
 r"""Evaluate depth predictions under a published protocol.
 
   python eval.py --config configs/eval_kitti.py --config.checkpoint=DIR --workdir out/
-  python eval.py --config configs/eval_kitti.py --config.protocol=monodepth2 --config.gt=velodyne_x ...
+  python eval.py --config configs/eval_kitti.py:monodepth2 --config.checkpoint=DIR
   python eval.py --config configs/eval_kitti.py --config.predictions=preds.npz --config.gt_file=gt.npz
 
-Prints the protocol and the mean metrics; with --workdir writes metrics.json and per_image.csv.
+Reads top-down in the order the data flows: cluster -> protocol -> ground truth and
+predictions (a model run over the dataset on every device of every host, or a file made
+by any model) -> metrics -> the table, metrics.json and per_image.csv (host 0).
 """
+import os
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2r_jax.evaluation import runner
-from s2r_jax.logs import quiet_library_logs
+from s2r_jax import config_schema, console, distributed
+from s2r_jax.evaluation import metrics, prediction_files, report
+from s2r_jax.evaluation.protocols import protocol_from_config
 
-config_flags.DEFINE_config_file("config", None, "A configs/eval_*.py file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Where to write metrics.json and per_image.csv (optional).")
-flags.mark_flags_as_required(["config"])
+
+
+def evaluate_model(config, protocol):
+    """The checkpoint's model over the dataset, on every device of every host."""
+    from s2r_jax.evaluation.evaluator import DatasetEvaluation
+    from s2r_jax.model_loader import load_model
+    from s2r_jax.training.sharding import make_mesh, replicated
+
+    mesh = make_mesh()                                                               # devices
+    model = load_model(config.checkpoint, depth_range_m=config.model_depth_range_m or None,
+                       image_size=tuple(config.model_image_size) or None, dtype=config.dtype,
+                       sharding=replicated(mesh))                                  # model
+    evaluation = DatasetEvaluation(config.data, config.ground_truth, protocol, mesh,  # data
+                                   batch_size=config.batch_size, image_size=model.image_size,
+                                   depth_range_m=model.spec.depth_range_m, dtype=config.dtype)
+    result = evaluation.run(model.finest_fn, model.variables, keep_predictions=config.save_predictions)
+    source = {"checkpoint": config.checkpoint, "depth_range_m": model.spec.depth_range_m,
+              "image_size": list(model.image_size), "dtype": config.dtype}
+    return result.mean, result.per_image, result.names, result.local_predictions, source
+
+
+def evaluate_file(config, protocol):
+    """Predictions made elsewhere, against the dataset's (or a ground-truth file's) ground truth."""
+    from s2r_jax.evaluation.ground_truth import ground_truth_frames
+
+    gts, names = ground_truth_frames(config)
+    preds = prediction_files.load_predictions(config.predictions)
+    mean, per_image = metrics.evaluate(gts, preds, protocol, progress=distributed.is_host0())
+    return mean, per_image, names, [], {"predictions": config.predictions}
 
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
+    console.setup(os.path.join(workdir, "log.txt") if workdir else None, flags.FLAGS.verbose)
     try:
-        runner.run(flags.FLAGS.config, flags.FLAGS.workdir)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        config_schema.validate_evaluation(config)
+        if config.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)  # the model computes in float64 (exactness checks)
+        distributed.initialize(config)
+        distributed.check_same_program(config)
+        protocol = protocol_from_config(config)
+        evaluate = evaluate_model if config.checkpoint else evaluate_file
+        mean, per_image, names, predictions, source = evaluate(config, protocol)
+    except (ValueError, FileNotFoundError, distributed.ClusterError) as e:
+        console.error(str(e))
         sys.exit(1)
+    source.update(dataset=config.data.dataset, split=config.data.split, ground_truth=config.ground_truth,
+                  gt_file=config.gt_file)
+    if workdir and predictions:
+        os.makedirs(workdir, exist_ok=True)
+        name = "predictions.npz" if not distributed.multihost() else f"predictions.process{jax.process_index():05d}.npz"
+        prediction_files.save_predictions(os.path.join(workdir, name), *zip(*predictions))
+    if distributed.is_host0():
+        print(report.format_table(mean, protocol))
+        if workdir:
+            report.write_results(workdir, protocol, mean, per_image, names, source)
+            print(f"wrote {os.path.join(workdir, 'metrics.json')} and per_image.csv")
+
+
+def define_flags():
+    """Only when run as a program: importing this file (the demo, the tests) claims no flag names."""
+    config_flags.DEFINE_config_file("config", None, "A configs/eval_*.py file (optionally 'file.py:variant').",
+                                    lock_config=True)
+    flags.DEFINE_string("workdir", None, "Where metrics.json, per_image.csv (and predictions) go (optional).")
+    flags.DEFINE_bool("verbose", False, "Show library logs on the terminal (else they go to WORKDIR/log.txt).")
+    flags.mark_flags_as_required(["config"])
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,41 +1,129 @@
-r"""Train a stage of S2R-DepthNet.
+r"""Train a stage of S2R-DepthNet: structure-encoder pretraining, stage 1, stage 2, fine-tuning.
 
   python train.py --config configs/ste_pretrain.py --workdir runs/ste --config.style_images=DIR
-  python train.py --config configs/struct_decoder.py --workdir runs/stage1 --config.init_from.struct_encoder=runs/ste
+  python train.py --config configs/struct_decoder.py --workdir runs/stage1 \
+      --config.init_from.struct_encoder=runs/ste
+  python -m s2r_jax.convert --drn_imagenet drn_d_22-4bd2f8ea.pth --output ckpt/drn_imagenet
   python train.py --config configs/dsa_depth.py --workdir runs/stage2 \
-      --config.init_from.struct_decoder=runs/stage1
-  python train.py --config configs/dsa_depth.py:local --workdir /tmp/quick   # small variant
+      --config.init_from.struct_encoder=runs/stage1 --config.init_from.struct_decoder=runs/stage1 \
+      --config.init_from.dsa=ckpt/drn_imagenet
+  python train.py --config configs/dsa_depth.py:local --workdir /tmp/quick \
+      --config.data.data_dir=/tmp/tfds --config.allow_random_frozen=True   # a smoke run on a CPU
 
-Any field can be overridden with --config.FIELD=VALUE. Re-running with the same
-workdir resumes from its latest checkpoint.
+Any field can be overridden with --config.FIELD=VALUE; add --config.distributed=True on
+every host of a cluster (docs/multihost.md). Re-running with the same workdir resumes from
+its latest checkpoint. Each function below reads top-down in the order the data flows:
+mesh -> data -> model/init -> state/shardings -> step -> restore -> loop.
 """
+import os
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2r_jax.logs import quiet_library_logs
-from s2r_jax.training import loop
+from s2r_jax import checkpoint, config_schema, console, distributed
+from s2r_jax.data import batching
+from s2r_jax.training import depth_stage, loop, ste_stage
+from s2r_jax.training.sharding import make_mesh, replicated, state_sharding
 
-config_flags.DEFINE_config_file("config", None, "A configs/*.py file (optionally 'file.py:local').", lock_config=True)
-flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs go here; an existing one is resumed.")
-flags.mark_flags_as_required(["config", "workdir"])
+
+
+def train_depth_stage(config, workdir: str):
+    """Stage 1, stage 2 or fine-tuning (configs/struct_decoder.py, dsa_depth.py, finetune_kitti.py)."""
+    from s2r_jax.data import pipeline
+
+    mesh = make_mesh(config.mesh.shape, config.mesh.axes)                          # mesh
+    batching.check_divisible(config.data.batch_size, mesh, "config.data.batch_size")
+    steps_per_epoch = pipeline.steps_per_epoch(config.data)                          # data
+    num_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
+    model = depth_stage.build_model(config.model)                                    # model/init
+    abstract_variables = depth_stage.abstract_variables(model, config)
+    tx = depth_stage.make_optimizer(config, steps_per_epoch)
+    make_state = lambda variables: depth_stage.create_state(variables, config, tx)    # state/shardings
+    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding)
+    schedule = depth_stage.learning_rate_schedule(config, steps_per_epoch)            # step
+    train_step = jax.jit(depth_stage.make_train_step(model, config, tx, schedule),
+                         in_shardings=(shardings, batching.batch_sharding(mesh)),
+                         out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
+    ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)       # restore
+    state = loop.restore_or_initialize(ckpt, config.stage, make_state, shardings, abstract_variables,
+                                       lambda: depth_stage.initial_variables(config, abstract_variables))
+    rows = batching.host_rows(mesh, config.data.batch_size)                           # loop
+    batches = batching.prefetch_to_mesh(pipeline.train_iterator(config.data, start_step=int(
+        distributed.host_value(state.step)), rows=rows), mesh, config.data.batch_size)
+    evaluate = None
+    if config.eval.every_steps:
+        from s2r_jax.evaluation.evaluator import DatasetEvaluation
+        from s2r_jax.evaluation.protocols import protocol_from_config
+        evaluation = DatasetEvaluation(config.eval.data, config.eval.ground_truth, protocol_from_config(config.eval),
+                                       mesh, batch_size=config.eval.batch_size, image_size=config.data.image_size,
+                                       depth_range_m=config.data.depth_range_m, progress=False)
+        finest = lambda variables, images: model.apply(variables, images, use_attention=config.use_attention)[
+            "depth"][-1]
+        evaluate = lambda state: evaluation.run(finest, state.variables()).mean
+    return loop.train(config, workdir, ckpt, state, train_step, batches, num_steps,
+                      panel=depth_stage.make_panel(model, config), evaluate=evaluate)
+
+
+def pretrain_structure_encoder(config, workdir: str):
+    """MUNIT-style structure-encoder pretraining (configs/ste_pretrain.py)."""
+    import tensorflow_datasets as tfds
+
+    from s2r_jax.data import pipeline
+    from s2r_jax.data.style_images import style_dataset
+
+    mesh = make_mesh(config.mesh.shape, config.mesh.axes)                          # mesh
+    batching.check_divisible(config.data.batch_size, mesh, "config.data.batch_size")
+    abstract_variables = ste_stage.abstract_variables(config)                      # model/init
+    tx = ste_stage.make_optimizer(config)
+    make_state = lambda variables: ste_stage.create_state(variables, tx)            # state/shardings
+    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding)
+    train_step = jax.jit(ste_stage.make_step(config, tx),                           # step
+                         in_shardings=(shardings, batching.batch_sharding(mesh)),
+                         out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
+    ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)     # restore
+    state = loop.restore_or_initialize(ckpt, config.stage, make_state, shardings, abstract_variables,
+                                       lambda: ste_stage.initial_variables(config, abstract_variables))
+    start, rows = int(distributed.host_value(state.step)), batching.host_rows(mesh, config.data.batch_size)
+    synthetic = pipeline.train_iterator(config.data, start_step=start, rows=rows)   # data (domain a, domain b)
+    styles = iter(tfds.as_numpy(style_dataset(config.style_images, config.data.image_size, config.data.batch_size,
+                                              seed=config.data.shuffle_seed, start_step=start, rows=rows)))
+    batches = batching.prefetch_to_mesh(({"a": a["image"], "b": b} for a, b in zip(synthetic, styles)), mesh,
+                                        config.data.batch_size)
+    return loop.train(config, workdir, ckpt, state, train_step, batches, config.num_train_steps,   # loop
+                      panel=ste_stage.make_panel(config))
+
+
+def train(config, workdir: str):
+    """Validate, join the cluster, run the stage the config names."""
+    config_schema.validate(config)
+    distributed.initialize(config)
+    distributed.check_same_program(config)
+    if config.stage == "ste_pretrain":
+        return pretrain_structure_encoder(config, workdir)
+    return train_depth_stage(config, workdir)
 
 
 def main(argv):
     del argv
-    quiet_library_logs()
-    config = flags.FLAGS.config
+    workdir = flags.FLAGS.workdir
+    console.setup(os.path.join(workdir, "log.txt"), flags.FLAGS.verbose)
     try:
-        if config.stage == "ste_pretrain":
-            from s2r_jax.training.ste_pretrain import pretrain
-            pretrain(config, flags.FLAGS.workdir)
-        else:
-            loop.train(config, flags.FLAGS.workdir)
-    except (ValueError, FileNotFoundError, loop.TrainingError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        train(flags.FLAGS.config, workdir)
+    except (ValueError, FileNotFoundError, loop.TrainingError, distributed.ClusterError) as e:
+        console.error(str(e))
         sys.exit(1)
 
 
+def define_flags():
+    """Only when run as a program: importing this file (the demo, the tests) claims no flag names."""
+    config_flags.DEFINE_config_file("config", None, "A configs/*.py file (optionally 'file.py:local').", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs and log.txt go here; an existing one is resumed.")
+    flags.DEFINE_bool("verbose", False, "Show library logs on the terminal (they always go to WORKDIR/log.txt).")
+    flags.mark_flags_as_required(["config", "workdir"])
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

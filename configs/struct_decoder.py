@@ -1,12 +1,115 @@
-"""Stage 1: train the structure decoder and DepthNet on the frozen structure encoder.
+r"""Stage 1: train the structure decoder and DepthNet on the frozen structure encoder.
 
-Official: `train.py --train_stage TrainStructDecoder`. The encoder comes from
-structure-encoder pretraining (configs/ste_pretrain.py) or the converted official
-weights: set --config.init_from.struct_encoder=DIR. Loss: multi-scale L1 +
-lambda_w (1) * structure-weighted term (beta 0.001).
+Official: `train.py --train_stage TrainStructDecoder` (README: --batchSize 32 --loadSize 192 640).
+
+  python train.py --config configs/struct_decoder.py --workdir runs/stage1 \
+      --config.init_from.struct_encoder=runs/ste           # or a converted official encoder
+  python train.py --config configs/struct_decoder.py:local --workdir /tmp/stage1 \
+      --config.data.data_dir=/tmp/tfds --config.allow_random_frozen=True   # a smoke run on a CPU
+
+Provenance of each value: [paper] the CVPR 2021 paper, [official] microsoft/S2R-DepthNet
+(train.py, loaddata.py, transform.py, utils.py), [ours] this project's choice.
 """
-from s2r_jax.training.config import stage_config
+import ml_collections
 
 
 def get_config(arg: str | None = None):
-    return stage_config("struct_decoder", local=arg == "local")
+    c = ml_collections.ConfigDict()
+    c.stage = "struct_decoder"  # [ours] recorded in checkpoints; a workdir holds one stage
+    c.init_seed = 0             # [ours] seed of the official initialisation of the trained modules
+
+    # The network. Widths are the official ones (87.4M parameters in all).
+    c.model = ml_collections.ConfigDict()
+    c.model.encoder_dim = 64        # [official] Struct_Encoder(dim=64): 256 channels at 1/4 resolution
+    c.model.depth_ngf = 64          # [official] Depth_Net(ngf=64)
+    c.model.dsa_channels = (16, 32, 64, 128, 256, 512, 512, 512)  # [official] drn_d_22 (not used in stage 1)
+    c.model.shared_prelu = True     # [official] one nn.PReLU() shared by all of Depth_Net (quirk; False: one each)
+    c.model.align_corners = True    # [official] bilinear resizes with align_corners=True
+    c.model.dtype = "float32"       # [ours] compute dtype; 'bfloat16' on GPU/TPU (parameters stay float32)
+    c.model.rgb_baseline = False    # [ours] True only for the demo's plain RGB->depth baseline
+
+    # What this stage trains. Frozen modules run in eval mode, get no gradient and no Adam state.
+    c.train_modules = ("struct_decoder", "depth_net")  # [official] TrainStructDecoder optimises these two
+    c.frozen_modules = ("struct_encoder",)             # [official] the pretrained encoder is fixed
+    c.use_attention = False                            # [official] stage 1 feeds the structure map to DepthNet
+    c.init_from = ml_collections.ConfigDict()          # a workdir or a converted checkpoint per module
+    c.init_from.struct_encoder = ""   # [official] --Shared_Struct_Encoder_path: REQUIRED (pretraining or converted)
+    c.init_from.struct_decoder = ""   # [official] trained from PyTorch's default init
+    c.init_from.dsa = ""              # not part of this stage
+    c.init_from.depth_net = ""        # [official] utils.init_weights(normal, 0.02)
+    c.allow_random_frozen = False     # [ours] True only for smoke tests: a random frozen encoder
+
+    # Data: Virtual KITTI 1.3.1 with the official list and augmentation.
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "virtual_kitti"  # [official] --syn_dataset VKITTI
+    c.data.tfds_config = "1.3.1"      # [paper] Virtual KITTI 1.3.1
+    c.data.data_dir = ""              # [ours] TFDS data_dir ('' = TFDS's default, e.g. ~/tensorflow_datasets)
+    c.data.split = "train"            # [official] datasets/vkitti/train.txt (20,760 frames)
+    c.data.num_examples = 0           # [ours] > 0: the first N examples only
+    c.data.image_size = (192, 640)    # [official] --loadSize 192 640
+    c.data.batch_size = 32            # [official] --batchSize 32 (global, over all devices and hosts)
+    c.data.shuffle_seed = 0           # [ours] order and augmentation draws (one global order on any topology)
+    c.data.shuffle_buffer = 1024      # [ours] the official loader shuffles the whole list; 1024 encoded frames
+    c.data.depth_range_m = 80.0       # [official] depth clipped at 8000 cm, / 8000: tanh +1 = 80 m
+    c.data.prefetch = 2               # [ours] batches tf.data prepares ahead
+    c.data.augment = ml_collections.ConfigDict()  # [official] transform.RandomImgAugment
+    c.data.augment.flip_prob = 0.5
+    c.data.augment.rotate_prob = 0.5
+    c.data.augment.max_rotation_deg = 5.0          # randrange(-500, 500) / 100
+    c.data.augment.colour_prob = 0.5               # brightness, contrast, saturation together
+    c.data.augment.colour_low = 0.8
+    c.data.augment.colour_high = 1.0
+
+    # Loss: multi-scale L1 + lambda_w * structure-weighted term.
+    c.loss = ml_collections.ConfigDict()
+    c.loss.struct_weight = 1.0  # [official] --lambda_w default 1.0
+    c.loss.beta = 0.001         # [official] --hyper_w default 0.001, inside exp(-beta * |grad D|)
+    c.loss.masked = False       # [official] dense synthetic ground truth: L1 over every pixel
+
+    # Optimiser and schedule.
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.learning_rate = 1e-4    # [official] --lr 0.0001
+    c.optimizer.b1 = 0.9                # [official] torch.optim.Adam defaults
+    c.optimizer.b2 = 0.999
+    c.optimizer.decay_every_epochs = 10  # [official] --lr_policy step --lr_decay_iters 10
+    c.optimizer.decay_factor = 0.5       # [official] utils.get_scheduler: StepLR gamma 0.5
+    c.num_epochs = 120                   # [official] --epochs 120
+    c.num_train_steps = 0                # [ours] > 0 overrides num_epochs
+
+    # Evaluation during training (off: the official code has none).
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every_steps = 0              # [ours] 0 = never; else every N steps and at the end
+    c.eval.data = ml_collections.ConfigDict(dict(dataset="", tfds_config="", data_dir="", split="test",
+                                                 num_examples=0))
+    c.eval.ground_truth = ""            # '' = the dataset's default (kitti_eigen: camera_z)
+    c.eval.protocol = "s2r_official"    # [paper] Garg crop, 1e-3..80 m, median scaling
+    c.eval.crop = ""                    # overrides of the protocol ('' / 0 / None = the protocol's)
+    c.eval.min_depth_eval = 0.0
+    c.eval.max_depth_eval = 0.0
+    c.eval.median_scaling = ""
+    c.eval.flip_tta = None
+    c.eval.batch_size = 8               # [ours] global evaluation batch
+    c.eval.best_metric = "abs_rel"      # [ours] the best checkpoint (workdir/best) is kept by this metric
+
+    # Checkpoints, logs, devices.
+    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3))  # [ours] orbax, asynchronous
+    c.log = ml_collections.ConfigDict(dict(every_steps=50,          # [ours] averaged scalars to TensorBoard
+                                           image_every_steps=1000,  # [ours] image panels (0 = never)
+                                           num_images=4, profile=False))
+    c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",)))  # [ours] every device data-parallel
+    c.param_sharding = "replicated"  # [ours] or 'fsdp': large arrays split over the data axis
+    c.distributed = False            # [ours] True: jax.distributed.initialize() (TPU pods, SLURM, MPI, GKE)
+    c.cluster = ml_collections.ConfigDict(dict(
+        coordinator_address="",  # [ours] bare machines: 'host:port' of process 0 ('' = auto-detect)
+        num_processes=0, process_id=-1,               # with coordinator_address; 0 / -1 = auto-detect
+        initialization_timeout_s=300, heartbeat_timeout_s=100))  # [jax defaults] how long a lost host is waited for
+
+    if arg == "local":  # [ours] a smoke run on a laptop CPU: tiny widths, 96x160, 20 steps
+        c.model.encoder_dim, c.model.depth_ngf = 8, 8
+        c.model.dsa_channels = (4, 4, 8, 8, 16, 16, 16, 16)
+        c.data.image_size, c.data.batch_size, c.data.shuffle_buffer = (96, 160), 8, 64
+        c.num_train_steps = 20
+        c.checkpoint.every_steps, c.log.every_steps, c.log.image_every_steps = 10, 5, 10
+    elif arg:
+        raise ValueError(f"configs/struct_decoder.py: unknown variant {arg!r}; variants: local")
+    return c

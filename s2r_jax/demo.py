@@ -1,18 +1,19 @@
 r"""The whole system on a fresh machine, no download: the README's first command.
 
-  python -m s2r_jax.demo --workdir runs/demo [--config configs/demo.py]
+  python -m s2r_jax.demo --workdir runs/demo [--config configs/demo.py[:quick]] [--verbose]
 
 1. renders procedural road scenes: 'synthetic'-style training frames, a test set of
    new scenes in the same style and the *same* test scenes in the 'real' style (a pure
    style shift), and a folder of 'real'-style images as the style domain; builds them
    with the real Virtual KITTI builder;
 2. pretrains the structure encoder (structure/style translation), trains stage 1
-   (structure decoder + DepthNet) and stage 2 (attention + DepthNet), small widths;
+   (structure decoder + DepthNet) and stage 2 (attention + DepthNet), small widths,
+   with the stage configs of configs/ and train.py's own functions;
 3. trains a plain image->depth network (the same DepthNet on RGB) on the same data
    and steps;
 4. evaluates both on both test sets and prints them side by side, writes a panel PNG
    (input | structure | attention | prediction | ground truth), TensorBoard logs and
-   checkpoints under the workdir.
+   checkpoints under the workdir. Library logs go to <workdir>/log.txt.
 """
 from __future__ import annotations
 
@@ -21,18 +22,11 @@ import os
 import sys
 import time
 
-import jax
 import numpy as np
 from absl import app, flags
 
+from s2r_jax import console, repo
 from s2r_jax.data import build, procedural
-from s2r_jax.evaluation.config import eval_config
-from s2r_jax.training import panels
-from s2r_jax.training.config import stage_config
-
-
-def _say(msg: str):
-    print(f"\n=== {msg}", flush=True)
 
 
 def _data(config, workdir) -> dict:
@@ -63,73 +57,74 @@ def _tiny(c, config, data_dir, steps):
     if "depth_ngf" in c.model:  # the depth stages (not pretraining)
         c.model.depth_ngf, c.model.dsa_channels = config.depth_ngf, tuple(config.dsa_channels)
     c.data.data_dir, c.data.image_size, c.data.batch_size = data_dir, tuple(config.image_size), config.batch_size
+    c.data.shuffle_buffer = 256
     c.num_train_steps = steps
     c.checkpoint.every_steps = max(steps // 2, 1)
-    c.log.every_steps = max(steps // 10, 1)
+    c.log.every_steps = max(steps // 4, 1)
     c.log.image_every_steps = steps
     c.optimizer.learning_rate = config.learning_rate
     return c
 
 
 def _train_all(config, workdir, data) -> dict:
-    from s2r_jax.training import loop
-    from s2r_jax.training.ste import ste_default_config
-    from s2r_jax.training.ste_pretrain import pretrain
-
+    trainer = repo.load_program("train")
     runs = {k: os.path.join(workdir, k) for k in ("ste", "stage1", "stage2", "baseline")}
-    _say(f"1/4 structure-encoder pretraining ({config.steps.ste} steps): synthetic <-> 'real'-style images")
-    ste = ste_default_config()
-    _tiny(ste, config, data["train"], config.steps.ste)
+    console.say(f"\n=== 1/4 structure-encoder pretraining ({config.steps.ste} steps): synthetic <-> 'real'-style")
+    ste = _tiny(repo.load_config("ste_pretrain"), config, data["train"], config.steps.ste)
     ste.model.style_dim, ste.model.mlp_dim, ste.model.dis_dim = 4, 32, 8
     ste.data.image_size = tuple(config.ste_image_size)
     ste.style_images = data["style"]
-    pretrain(ste, runs["ste"])
+    trainer.train(ste, runs["ste"])
 
-    _say(f"2/4 stage 1: structure decoder + DepthNet ({config.steps.stage1} steps)")
-    s1 = _tiny(stage_config("struct_decoder"), config, data["train"], config.steps.stage1)
+    console.say(f"\n=== 2/4 stage 1: structure decoder + DepthNet ({config.steps.stage1} steps)")
+    s1 = _tiny(repo.load_config("struct_decoder"), config, data["train"], config.steps.stage1)
     s1.init_from.struct_encoder = runs["ste"]
-    loop.train(s1, runs["stage1"])
+    trainer.train(s1, runs["stage1"])
 
-    _say(f"3/4 stage 2: depth-specific attention + DepthNet ({config.steps.stage2} steps)")
-    s2 = _tiny(stage_config("dsa_depth"), config, data["train"], config.steps.stage2)
+    console.say(f"\n=== 3/4 stage 2: depth-specific attention + DepthNet ({config.steps.stage2} steps)")
+    s2 = _tiny(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2)
     s2.init_from.struct_encoder = s2.init_from.struct_decoder = runs["stage1"]
-    loop.train(s2, runs["stage2"])
+    trainer.train(s2, runs["stage2"])
 
     steps = config.steps.stage1 + config.steps.stage2
-    _say(f"4/4 baseline: the same DepthNet on the RGB image ({steps} steps, as many as stages 1 + 2)")
-    b = _tiny(stage_config("dsa_depth"), config, data["train"], steps)
-    b.model.rgb_baseline, b.train_modules, b.frozen_modules, b.use_attention = True, ("depth_net",), (), False
-    loop.train(b, runs["baseline"])
+    console.say(f"\n=== 4/4 baseline: the same DepthNet on the RGB image ({steps} steps, as many as stages 1 + 2)")
+    b = _tiny(repo.load_config("dsa_depth"), config, data["train"], steps)
+    b.stage, b.model.rgb_baseline, b.train_modules, b.frozen_modules = "rgb_baseline", True, ("depth_net",), ()
+    b.use_attention = False
+    trainer.train(b, runs["baseline"])
     return runs
 
 
 def _evaluate(config, runs, data) -> dict:
-    from s2r_jax.evaluation import runner
+    from s2r_jax.evaluation.protocols import protocol_from_config
+    evaluator = repo.load_program("eval")
     results = {}
     for test in ("test_synthetic", "test_real"):
         for model in ("stage2", "baseline"):
-            e = eval_config(dataset="virtual_kitti", tfds_config="1.3.1", image_size=tuple(config.image_size))
-            e.data.data_dir, e.gt, e.checkpoint = data[test], "depth", runs[model]
+            e = repo.load_config("eval_vkitti")
+            e.data.data_dir, e.checkpoint = data[test], runs[model]
             e.protocol, e.crop = config.protocol, config.crop
-            print(f"\n--- {'S2R-DepthNet' if model == 'stage2' else 'RGB baseline'} on {test}")
-            results[(model, test)] = runner.run(e)
+            results[(model, test)] = evaluator.evaluate_model(e, protocol_from_config(e))[0]
     return results
 
 
 def _panel(config, runs, data, path):
     """input | structure map | attention map | prediction | ground truth, on the 'real' test set."""
+    import jax
     import tensorflow_datasets as tfds
+    from PIL import Image
 
     from s2r_jax.data import pipeline
-    from s2r_jax.data.config import data_config
     from s2r_jax.model_loader import load_model
+    from s2r_jax.training import panels
 
     lm = load_model(runs["stage2"])
-    cfg = data_config(data_dir=data["test_real"], split="test", image_size=tuple(config.image_size))
-    batch = next(iter(tfds.as_numpy(pipeline.eval_dataset(cfg, gt="depth", batch_size=4))))
+    e = repo.load_config("eval_vkitti")
+    e.data.data_dir = data["test_real"]
+    ds = pipeline.eval_dataset(e.data, image_size=lm.image_size, batch_size=4)
+    batch = next(iter(tfds.as_numpy(ds)))
     out = jax.device_get(lm.model.apply(lm.variables, batch["image"], use_attention=True))
-    gt = np.clip(batch["gt"][..., None] / 80.0 * 2 - 1, -1, 1)
-    from PIL import Image
+    gt = np.clip(batch["gt"][..., None] / lm.spec.depth_range_m * 2 - 1, -1, 1)
     rows = panels.training_panel(batch["image"], out, gt)
     Image.fromarray(np.concatenate(list(rows), axis=0)).save(path)
 
@@ -166,37 +161,40 @@ def _claim_workdir(config, workdir):
 def run(config, workdir: str) -> dict:
     t0 = time.time()
     _claim_workdir(config, workdir)
-    _say("rendering procedural data (Virtual KITTI layout) and building it with the virtual_kitti builder")
+    console.say("=== rendering procedural road scenes (Virtual KITTI layout), building them with the "
+                "virtual_kitti builder")
     data = _data(config, workdir)
     runs = _train_all(config, workdir, data)
-    _say("evaluation")
+    console.say("\n=== evaluation")
     results = _evaluate(config, runs, data)
     panel_path = os.path.join(workdir, "demo_panel.png")
     _panel(config, runs, data, panel_path)
     report = _report(results, config)
-    print("\n" + report)
+    console.say("\n" + report)
     with open(os.path.join(workdir, "demo_results.json"), "w") as f:
         json.dump({f"{m}/{t}": r for (m, t), r in results.items()}, f, indent=2)
-    print(f"\npanel: {panel_path}; TensorBoard: tensorboard --logdir {workdir}; "
-          f"checkpoints: {', '.join(runs.values())}")
-    print(f"demo finished in {(time.time() - t0) / 60:.1f} min")
+    console.say(f"\npanel: {panel_path}; TensorBoard: tensorboard --logdir {workdir}; "
+                f"checkpoints: {', '.join(runs.values())}; logs: {os.path.join(workdir, 'log.txt')}")
+    console.say(f"demo finished in {(time.time() - t0) / 60:.1f} min")
     return results
 
 
 def main(argv):
     del argv
-    from s2r_jax.logs import quiet_library_logs
-    quiet_library_logs()
+    from s2r_jax.training.loop import TrainingError
+    workdir = flags.FLAGS.workdir
+    console.setup(os.path.join(workdir, "log.txt"), flags.FLAGS.verbose)
     try:
-        run(flags.FLAGS.config, flags.FLAGS.workdir)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        run(flags.FLAGS.config, workdir)
+    except (ValueError, FileNotFoundError, TrainingError) as e:
+        console.error(str(e))
         sys.exit(1)
 
 
 if __name__ == "__main__":
     from ml_collections import config_flags
-    config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
-                                                           "demo.py"), "The demo's config.", lock_config=True)
+    config_flags.DEFINE_config_file("config", os.path.join(repo.ROOT, "configs", "demo.py"), "The demo's config.",
+                                    lock_config=True)
     flags.DEFINE_string("workdir", "runs/demo", "Where data, checkpoints, logs and the panel go.")
+    flags.DEFINE_bool("verbose", False, "Show library logs on the terminal (they always go to WORKDIR/log.txt).")
     app.run(main)

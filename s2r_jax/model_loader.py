@@ -34,7 +34,7 @@ class ModelSpec:
     model: dict        # S2RDepthNet keyword arguments (dtype as a string)
     image_size: tuple  # (H, W) the network takes
     use_attention: bool
-    max_depth: float   # metres that a tanh output of +1 stands for
+    depth_range_m: float  # metres that a tanh output of +1 stands for (the training data's depth_range_m)
     rgb_baseline: bool = False  # config.model.rgb_baseline: DepthNet on the RGB image, not S2R-DepthNet
 
 
@@ -68,7 +68,9 @@ def model_spec(meta: dict) -> ModelSpec:
     data = config.get("data", {})
     size = tuple(int(s) for s in data.get("image_size", OFFICIAL_IMAGE_SIZE))
     use_attention = bool(config.get("use_attention", True)) and not rgb_baseline
-    return ModelSpec(model, size, use_attention, float(data.get("max_depth", KITTI_MAX_DEPTH)), rgb_baseline)
+    # checkpoints of s2r_jax 0.1 called the training depth range data.max_depth
+    depth_range = float(data.get("depth_range_m", data.get("max_depth", KITTI_MAX_DEPTH)))
+    return ModelSpec(model, size, use_attention, depth_range, rgb_baseline)
 
 
 def check_model_size(size: Sequence[int]) -> tuple[int, int]:
@@ -80,7 +82,11 @@ def check_model_size(size: Sequence[int]) -> tuple[int, int]:
 
 
 class LoadedModel:
-    """A restored model and how to run it; `finest` and `predict` are jitted."""
+    """A restored model and how to run it.
+
+    `finest_fn` and `metric_depth` are pure functions of (variables, images), for jit,
+    sharding and export; `finest` and `predict` run them on this model's variables.
+    """
 
     def __init__(self, variables: Any, spec: ModelSpec, meta: dict | None = None):
         self.spec, self.meta, self.variables = spec, meta or {}, variables
@@ -100,44 +106,52 @@ class LoadedModel:
         if missing:
             raise CheckpointModelError(f"the checkpoint holds no {', '.join(missing)} (it holds {sorted(have)}); "
                                        f"the model needs {', '.join(needed)}")
-        use_attention = self.use_attention
-        self._finest = jax.jit(lambda v, x: self.model.apply(v, x, use_attention=use_attention)["depth"][-1])
+        self._finest = jax.jit(self.finest_fn)
+
+    def finest_fn(self, variables: Any, images: jax.Array) -> jax.Array:
+        """Pure: (N, H, W, 3) in [-1, 1] at `image_size` -> the finest output (N, H, W, 1) in [-1, 1]."""
+        return self.model.apply(variables, images, use_attention=self.use_attention)["depth"][-1]
 
     def metric_depth(self, variables: Any, images01: jax.Array) -> jax.Array:
         """Pure and traceable (what export serialises): (N, H, W, 3) float32 RGB in [0, 1] at
         `image_size` -> (N, H, W) float32 depth in metres at that size."""
         x = images01.astype(jnp.float32) * 2.0 - 1.0
-        raw = self.model.apply(variables, x, use_attention=self.use_attention)["depth"][-1]
-        return to_metres(raw, max_depth=self.spec.max_depth)[..., 0]
+        return to_metres(self.finest_fn(variables, x), max_depth=self.spec.depth_range_m)[..., 0]
 
     def finest(self, images) -> jax.Array:
-        """(N, H, W, 3) in [-1, 1] at `image_size` -> the finest output (N, H, W, 1) in [-1, 1], on device."""
+        """`finest_fn` on this model's variables, jitted, on device."""
         return self._finest(self.variables, images)
 
     def predict(self, images: np.ndarray, flip_tta: bool = False) -> np.ndarray:
         """As `finest`, as NumPy (N, H, W); `flip_tta` averages with the mirrored image's
         prediction, mirrored back."""
-        out = self.finest(jnp.asarray(images, jnp.float32))[..., 0]
+        out = self.finest(jnp.asarray(images))[..., 0]
         if flip_tta:
-            flipped = self.finest(jnp.asarray(np.asarray(images)[:, :, ::-1], jnp.float32))[..., 0]
+            flipped = self.finest(jnp.asarray(np.asarray(images)[:, :, ::-1]))[..., 0]
             out = (out + flipped[:, :, ::-1]) / 2
         return np.asarray(out)
 
 
-def load_model(checkpoint: str, step: int | None = None, max_depth: float | None = None,
-               image_size: Sequence[int] | None = None) -> LoadedModel:
+def load_model(checkpoint: str, step: int | None = None, depth_range_m: float | None = None,
+               image_size: Sequence[int] | None = None, dtype: str | None = None, sharding=None) -> LoadedModel:
     """The latest (or given) step of a checkpoint directory as a `LoadedModel`.
 
-    `max_depth` (metres for a network output of +1) defaults to the training config's
-    `data.max_depth`, else 80 (KITTI; the official NYUv2 model: 8). `image_size` (H, W) replaces
-    the size the checkpoint was trained at (the network is fully convolutional).
+    `depth_range_m` (metres for a network output of +1) defaults to the training config's
+    `data.depth_range_m`, else 80 (KITTI; the official NYUv2 model: 8). `image_size` (H, W)
+    replaces the size the checkpoint was trained at (the network is fully convolutional).
+    `dtype` replaces the compute dtype ('float32', 'bfloat16', 'float64'; float64 needs
+    jax_enable_x64). `sharding`: where the variables go (see `checkpoint.load_variables`).
     """
-    variables, meta = load_variables(checkpoint, step)
+    variables, meta = load_variables(checkpoint, step, sharding)
     spec = model_spec(meta)
-    if max_depth is not None:
-        if not max_depth > 0:
-            raise CheckpointModelError(f"max_depth must be positive, got {max_depth}")
-        spec = dataclasses.replace(spec, max_depth=float(max_depth))
+    if depth_range_m is not None:
+        if not depth_range_m > 0:
+            raise CheckpointModelError(f"depth_range_m must be positive, got {depth_range_m}")
+        spec = dataclasses.replace(spec, depth_range_m=float(depth_range_m))
     if image_size is not None:
         spec = dataclasses.replace(spec, image_size=check_model_size(image_size))
+    if dtype is not None:
+        if dtype not in _DTYPES:
+            raise CheckpointModelError(f"dtype {dtype!r}: expected one of {_DTYPES}")
+        spec = dataclasses.replace(spec, model=dict(spec.model, dtype=dtype))
     return LoadedModel(variables, spec, meta)

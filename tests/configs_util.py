@@ -1,16 +1,5 @@
 """Loading configs/*.py in tests, and dotted overrides of their fields."""
-import importlib.util
-import os
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(name: str, arg: str | None = None):
-    """`get_config(arg)` of configs/<name>.py."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+from s2r_jax.repo import ROOT, load_config  # noqa: F401  (the same loader the demo uses)
 
 
 def override(config, **fields):

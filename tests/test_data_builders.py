@@ -49,10 +49,18 @@ def test_virtual_kitti_2_finds_every_frame(tmp_path):
 
 
 def test_nyu_test_round_trip_in_list_order(tmp_path):
-    lst = data_trees.write_nyu(tmp_path / "raw", n=3)
+    """Frames are stored in the list's order (predictions files are matched to it), whatever
+    that order is: 12 frames in a shuffled, unsorted list (TFDS's hashed order and a sort by
+    name would both break it)."""
+    lst = data_trees.write_nyu(tmp_path / "raw", n=12)
+    lines = open(lst).read().split("\n")[:12]
+    order = [5, 10, 9, 6, 0, 3, 8, 1, 7, 11, 4, 2]
+    with open(lst, "w") as f:
+        f.write("\n".join(lines[i] for i in order) + "\n")
     b = build.build("nyu_depth_test", str(tmp_path / "raw"), str(tmp_path / "tfds"), test_list=lst)
     examples = _examples(b, "test")
-    assert [ex["name"].decode() for ex in examples] == [f"bathroom/rgb_{i:05d}.jpg" for i in range(3)]
+    assert [ex["name"].decode() for ex in examples] == [f"bathroom/rgb_{i:05d}.jpg" for i in order]
+    examples = sorted(examples, key=lambda ex: ex["name"])
     np.testing.assert_array_equal(examples[1]["depth"][..., 0],
                                   imageio.read_png16(tmp_path / "raw" / "bathroom" / "sync_depth_00001.png"))
     assert examples[0]["focal"] == pytest.approx(518.8579)

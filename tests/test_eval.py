@@ -1,4 +1,5 @@
-"""eval.py: the official protocol end to end, file-based and from a checkpoint."""
+"""eval.py: the official protocol end to end, from prediction files and from a checkpoint, and
+the evaluation config's checks."""
 import json
 import os
 import subprocess
@@ -6,14 +7,17 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from s2r_jax.evaluation import runner
-from s2r_jax.evaluation.config import eval_config
+from configs_util import ROOT, load_config
+from s2r_jax import config_schema, repo
+from s2r_jax.evaluation import metrics, prediction_files
+from s2r_jax.evaluation.protocols import protocol_from_config
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = np.load(os.path.join(FIXTURES, "kitti_golden.npz"))
 ORDER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+evaluator = repo.load_program("eval")
 
 
 @pytest.fixture(scope="module")
@@ -40,63 +44,143 @@ def test_official_protocol_reproduces_the_golden_kitti_metrics_through_eval_py(k
     assert set(ORDER) | {"log10", "silog"} <= set(out["metrics"])
     rows = (tmp_path / "per_image.csv").read_text().splitlines()
     assert rows[0].startswith("index,name,abs_rel") and len(rows) == 2
+    assert res.stderr.count("\n") <= 3, res.stderr  # no library log flood on the terminal
+
+
+def _file_config(kitti_files, **fields):
+    c = load_config("eval_kitti")
+    c.predictions, c.gt_file = str(kitti_files / "stacked.npz"), str(kitti_files / "gt.npz")
+    for k, v in fields.items():
+        c[k] = v
+    config_schema.validate_evaluation(c)
+    return c
+
+
+def _run_file(c):
+    return evaluator.evaluate_file(c, protocol_from_config(c))[0]
 
 
 def test_protocol_options_change_the_result(kitti_files):
-    def run(**kw):
-        c = eval_config(dataset="kitti_eigen", tfds_config="")
-        c.predictions, c.gt_file = str(kitti_files / "stacked.npz"), str(kitti_files / "gt.npz")
-        for k, v in kw.items():
-            c[k] = v
-        return runner.run(c)
-    official = run()
+    official = _run_file(_file_config(kitti_files))
     assert official["abs_rel"] == pytest.approx(GOLDEN["metrics_kitti_median_scaled"][0], abs=1e-6)
-    assert run(protocol="monodepth2")["abs_rel"] != pytest.approx(official["abs_rel"], abs=1e-6)
-    assert run(protocol="metric")["abs_rel"] != pytest.approx(official["abs_rel"], abs=1e-3)
-    assert run(max_depth_eval=50.0)["frames"] == 1
+    assert _run_file(_file_config(kitti_files, protocol="monodepth2"))["abs_rel"] != pytest.approx(
+        official["abs_rel"], abs=1e-6)
+    assert _run_file(_file_config(kitti_files, protocol="metric"))["abs_rel"] != pytest.approx(
+        official["abs_rel"], abs=1e-3)
+    assert _run_file(_file_config(kitti_files, max_depth_eval=50.0))["frames"] == 1
 
 
 def test_bad_inputs_are_clear_errors(kitti_files, tmp_path):
-    c = eval_config(dataset="kitti_eigen", tfds_config="")
-    with pytest.raises(ValueError, match="exactly one of config.checkpoint"):
-        runner.run(c)
-    c.predictions, c.gt_file = str(tmp_path / "missing.npz"), str(kitti_files / "gt.npz")
+    c = load_config("eval_kitti")
+    with pytest.raises(config_schema.ConfigError, match="exactly one of config.checkpoint"):
+        config_schema.validate_evaluation(c)
+    c.checkpoint, c.gt_file = "somewhere", "gt.npz"
+    with pytest.raises(config_schema.ConfigError, match="config.gt_file is for evaluating a predictions file"):
+        config_schema.validate_evaluation(c)
+    # fields that an evaluation cannot honour are refused, not ignored
+    for field, value in (("max_depth", 10.0), ("image_size", (96, 160))):
+        bad = load_config("eval_kitti")
+        bad.predictions, bad[field] = "p.npz", value
+        with pytest.raises(config_schema.ConfigError, match=f"config.{field}: unknown field"):
+            config_schema.validate_evaluation(bad)
+    bad = load_config("eval_kitti")
+    bad.predictions, bad.data.augment = "p.npz", {"flip_prob": 0.5}
+    with pytest.raises(config_schema.ConfigError, match="config.data.augment: unknown field"):
+        config_schema.validate_evaluation(bad)
+    c = _file_config(kitti_files)
+    c.predictions = str(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="missing.npz"):
-        runner.run(c)
+        _run_file(c)
     np.savez(tmp_path / "two.npz", a=np.ones((375, 1242)), b=np.ones((375, 1242)))
     c.predictions = str(tmp_path / "two.npz")
     with pytest.raises(ValueError, match="1 ground-truth frames but 2 predictions"):
-        runner.run(c)
+        _run_file(c)
     np.savez(tmp_path / "nan.npz", a=np.full((375, 1242), np.nan))
     c.predictions = str(tmp_path / "nan.npz")
     with pytest.raises(ValueError, match="frame 0"):
-        runner.run(c)
+        _run_file(c)
 
 
-def test_checkpoint_evaluation_on_procedural_data(procedural_vkitti, tmp_path):
-    """A tiny trained stage-2 model, evaluated from its workdir on the dataset's own ground truth."""
-    from s2r_jax.training import loop
-    from s2r_jax.training.config import stage_config
-    c = stage_config("dsa_depth", local=True)
+@pytest.fixture(scope="module")
+def stage2_workdir(procedural_vkitti, tmp_path_factory):
+    """A tiny stage-2 model trained 2 steps on the procedural frames."""
+    c = load_config("dsa_depth", "local")
     c.data.data_dir, c.allow_random_frozen, c.num_train_steps, c.log.image_every_steps = procedural_vkitti, True, 2, 0
-    loop.train(c, str(tmp_path / "w"))
-    e = eval_config(dataset="virtual_kitti", tfds_config="1.3.1")
-    e.data.split, e.data.data_dir, e.gt, e.checkpoint = "train", procedural_vkitti, "depth", str(tmp_path / "w")
-    e.protocol, e.crop, e.save_predictions, e.flip_tta = "metric", "none", True, True
-    mean = runner.run(e, str(tmp_path / "out"))
-    assert mean["frames"] == 16 and 0 < mean["abs_rel"] < 10
-    preds = runner.load_predictions(str(tmp_path / "out" / "predictions.npz"))
-    with np.load(tmp_path / "out" / "predictions.npz") as f:
-        assert len(f["names"]) == 16 and str(f["names"][0]).startswith("rgb/")
-    assert len(preds) == 16 and preds[0].shape == (96, 160)  # at the ground truth's resolution, in metres
-    assert 0 <= preds[0].min() and preds[0].max() <= 80
+    workdir = str(tmp_path_factory.mktemp("stage2") / "w")
+    repo.load_program("train").train(c, workdir)
+    return workdir
+
+
+def test_checkpoint_evaluation_equals_predicting_the_images_and_evaluating_the_files(
+        procedural_vkitti, stage2_workdir, tmp_path):
+    """eval.py on a checkpoint (tf.data, the mesh, flip TTA) gives the metrics of the prediction
+    program's outputs (s2r_jax.predict on the PNG files) evaluated as a predictions file: one
+    preprocessing, one model path, one metrics path."""
+    from s2r_jax.data import pipeline
+    from s2r_jax.evaluation.ground_truth import ground_truth_frames
+    from s2r_jax.predict import load_predictor
+
+    e = load_config("eval_vkitti")
+    e.data.split, e.data.data_dir, e.checkpoint = "train", procedural_vkitti, stage2_workdir
+    e.protocol, e.crop, e.save_predictions, e.batch_size = "metric", "none", True, 8
+    config_schema.validate_evaluation(e)
+    mean, per_image, names, kept, _ = evaluator.evaluate_model(e, protocol_from_config(e))
+    assert mean["frames"] == 16 and len(per_image) == 16 and len(kept) == 16
+    gts, gt_names = ground_truth_frames(e)
+    assert names == gt_names and names[0].startswith("rgb/")
+    # the same frames through the prediction program's path: decode the PNG, preprocess, predict
+    predictor = load_predictor(stage2_workdir)
+    root = os.path.dirname(procedural_vkitti)  # the raw tree beside the TFDS dir (conftest)
+    images = [np.asarray(Image.open(os.path.join(root, "raw", n)).convert("RGB")) for n in names]
+    raw = predictor.predict_raw(np.stack([predictor.preprocess(im) for im in images]))
+    preds = [predictor.metres(raw[i], im.shape[:2]) for i, im in enumerate(images)]
+    want, _ = metrics.evaluate(gts, preds, protocol_from_config(e), progress=False)
+    for k in ORDER:
+        assert mean[k] == pytest.approx(want[k], rel=1e-5), k
     # the saved predictions evaluate to the same numbers through the file path
-    e2 = eval_config(dataset="virtual_kitti", tfds_config="1.3.1")
-    e2.data.split, e2.data.data_dir, e2.gt = "train", procedural_vkitti, "depth"
-    e2.protocol, e2.crop, e2.predictions = "metric", "none", str(tmp_path / "out" / "predictions.npz")
-    assert runner.run(e2)["abs_rel"] == pytest.approx(mean["abs_rel"], rel=1e-5)
+    prediction_files.save_predictions(str(tmp_path / "p.npz"), *zip(*kept))
+    e2 = load_config("eval_vkitti")
+    e2.data.split, e2.data.data_dir, e2.predictions = "train", procedural_vkitti, str(tmp_path / "p.npz")
+    e2.protocol, e2.crop = "metric", "none"
+    assert _run_file(e2)["abs_rel"] == pytest.approx(mean["abs_rel"], rel=1e-6)
+    assert pipeline.num_examples(e.data) == 16
+
+
+def test_flip_tta_averages_with_the_mirrored_prediction(procedural_vkitti, stage2_workdir):
+    """With flip TTA a frame's prediction is (p(x) + mirror(p(mirror(x)))) / 2, computed here
+    from the model alone; zoedepth_kitti predicts the KB-cropped image (the pipeline's crop:
+    test_pipeline.py)."""
+    import tensorflow_datasets as tfds
+
+    from s2r_jax.data import pipeline
+    from s2r_jax.evaluation.evaluator import kb_image_crop
+    from s2r_jax.evaluation.protocols import get_protocol
+    from s2r_jax.evaluation.resize import upsample_to
+    from s2r_jax.model_loader import load_model
+    assert kb_image_crop(get_protocol("zoedepth_kitti")) == "kb"
+    assert kb_image_crop(get_protocol("s2r_official")) == "none"
+    e = load_config("eval_vkitti")
+    e.data.split, e.data.data_dir, e.checkpoint, e.crop = "train", procedural_vkitti, stage2_workdir, "none"
+    e.flip_tta, e.save_predictions, e.data.num_examples = True, True, 2
+    kept = evaluator.evaluate_model(e, protocol_from_config(e))[3]
+    model = load_model(stage2_workdir)
+    batch = next(iter(tfds.as_numpy(pipeline.eval_dataset(e.data, image_size=model.image_size, batch_size=2))))
+    plain = np.asarray(model.finest(batch["image"]))
+    mirrored = np.asarray(model.finest(batch["image"][:, :, ::-1]))[:, :, ::-1]
+    assert np.abs(plain - mirrored).max() * 40 > 1e-3  # in metres, beyond the tolerance below: not vacuous
+    for index, _, metres in kept:
+        h, w = batch["gt_shape"][index]
+        want = (upsample_to((plain[index] + mirrored[index])[..., 0] / 2, (h, w)) + 1) / 2 * 80.0
+        np.testing.assert_allclose(metres, want, rtol=1e-5, atol=1e-4)
 
 
 def test_prediction_keys_are_read_in_natural_order(tmp_path):
     np.savez(tmp_path / "p.npz", **{f"pred_{i}": np.full((2, 2), i, np.float32) for i in (10, 2, 1, 0)})
-    assert [int(a[0, 0]) for a in runner.load_predictions(str(tmp_path / "p.npz"))] == [0, 1, 2, 10]
+    assert [int(a[0, 0]) for a in prediction_files.load_predictions(str(tmp_path / "p.npz"))] == [0, 1, 2, 10]
+    # a directory of per-host files is one set of predictions, ordered by frame
+    (tmp_path / "hosts").mkdir()
+    prediction_files.save_predictions(str(tmp_path / "hosts" / "predictions.process00001.npz"), [1, 3], ["b", "d"],
+                                      [np.full((2, 2), 1.0), np.full((2, 2), 3.0)])
+    prediction_files.save_predictions(str(tmp_path / "hosts" / "predictions.process00000.npz"), [0, 2], ["a", "c"],
+                                      [np.full((2, 2), 0.0), np.full((2, 2), 2.0)])
+    assert [float(a[0, 0]) for a in prediction_files.load_predictions(str(tmp_path / "hosts"))] == [0, 1, 2, 3]

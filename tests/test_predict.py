@@ -48,7 +48,7 @@ def _tiny_variables():
 def ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt") / "tiny"
     config = {"stage": "dsa_depth", "model": TINY, "use_attention": True,
-              "data": {"image_size": list(MODEL_SIZE), "max_depth": MAX_DEPTH}}
+              "data": {"image_size": list(MODEL_SIZE), "depth_range_m": MAX_DEPTH}}
     with Checkpointer(d) as c:
         c.save(0, _tiny_variables(), meta={"written_by": "s2r_jax.train", "config": config})
     return str(d)
@@ -94,21 +94,25 @@ def run(ckpt, inputs, tmp_path_factory):
 
 def test_load_predictor_reads_the_training_config(run):
     p = run["predictor"]
-    assert p.image_size == MODEL_SIZE and p.use_attention and p.max_depth == MAX_DEPTH
+    assert p.image_size == MODEL_SIZE and p.use_attention and p.depth_range_m == MAX_DEPTH
     assert p.loaded.model.encoder_dim == 4 and tuple(p.loaded.model.dsa_channels) == TINY["dsa_channels"]
 
 
 def test_converted_checkpoint_means_the_official_model():
     spec = model_loader.model_spec({"written_by": "s2r_jax.convert", "format": "official_pytorch"})
-    assert spec.image_size == (192, 640) and spec.use_attention and spec.max_depth == 80.0
+    assert spec.image_size == (192, 640) and spec.use_attention and spec.depth_range_m == 80.0
     assert spec.model["encoder_dim"] == 64 and spec.model["depth_ngf"] == 64 and len(spec.model["dsa_channels"]) == 8
     with pytest.raises(predict.PredictError, match="ste_pretrain"):
         model_loader.model_spec({"config": {"stage": "ste_pretrain", "model": {"style_dim": 8}}})
     # a stage-1 config (no attention); config.model.rgb_baseline=False is plain S2R-DepthNet
     spec = model_loader.model_spec({"config": {"stage": "struct_decoder", "use_attention": False,
                                           "model": dict(TINY, rgb_baseline=False),
-                                          "data": {"image_size": [128, 416], "max_depth": 10.0}}})
-    assert (spec.image_size, spec.use_attention, spec.max_depth, spec.rgb_baseline) == ((128, 416), False, 10.0, False)
+                                          "data": {"image_size": [128, 416], "depth_range_m": 10.0}}})
+    assert (spec.image_size, spec.use_attention, spec.depth_range_m, spec.rgb_baseline) == (
+        (128, 416), False, 10.0, False)
+    # checkpoints of s2r_jax 0.1 named the training depth range data.max_depth
+    old = model_loader.model_spec({"config": {"stage": "dsa_depth", "model": TINY, "data": {"max_depth": 8.0}}})
+    assert old.depth_range_m == 8.0
     assert spec.model == TINY
 
 
@@ -200,7 +204,7 @@ def test_intrinsics_scaling_and_overrides():
     np.testing.assert_allclose(mine.for_image(100, 200), (500.0, 500.0, 99.5, 49.5))
     scaled = predict.intrinsics_from_flags(fx=500.0, fy=400.0, cx=100.0, cy=50.0, size=(100, 200))
     np.testing.assert_allclose(scaled.for_image(50, 100), (250.0, 200.0, 49.75, 24.75))
-    with pytest.raises(predict.PredictError):
+    with pytest.raises(ValueError, match="need --fx as well"):
         predict.intrinsics_from_flags(cx=3.0)
 
 
@@ -260,11 +264,11 @@ def test_cli_exits_0_without_tensorflow(ckpt, inputs, tmp_path):
     d = inputs["dir"]
     res = _cli(f"--checkpoint={ckpt}", f"--input={os.path.join(d, 'kitti.JPG')}",
                f"--input={os.path.join(d, 'glob', '*.png')}", f"--output_dir={tmp_path}", "--point_cloud",
-               "--max_depth=10", block_tensorflow=True)
+               "--depth_range_m=10", block_tensorflow=True)
     assert res.returncode == 0, res.stderr
     assert "error" not in res.stderr
     assert {f for f in os.listdir(tmp_path) if f.endswith(".ply")} == {"kitti.ply", "g1.ply", "g2.ply"}
-    assert float(np.load(tmp_path / "g1_depth.npy").max()) < 10.0  # --max_depth took effect
+    assert float(np.load(tmp_path / "g1_depth.npy").max()) < 10.0  # --depth_range_m took effect
 
 
 def test_module_imports_with_tensorflow_blocked():

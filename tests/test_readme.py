@@ -25,11 +25,13 @@ def test_models_losses_converter_steps_and_benchmarks_import_without_tensorflow(
     # Make any import of tensorflow fail, as on the GPU image where it is not installed.
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None\n"
             "import s2r_jax.models, s2r_jax.losses, s2r_jax.weights, s2r_jax.convert, s2r_jax.checkpoint, "
-            "s2r_jax.summary, s2r_jax.training.config, s2r_jax.training.state, s2r_jax.training.step, "
-            "s2r_jax.training.sharding, s2r_jax.training.variables, s2r_jax.data.kitti_gt, "
-            "s2r_jax.data.procedural, s2r_jax.data.batching, s2r_jax.benchmarks.train_step, "
-            "s2r_jax.benchmarks.gt_export, s2r_jax.benchmarks.inference, s2r_jax.benchmarks.layers, "
-            "s2r_jax.model_loader, s2r_jax.predict, s2r_jax.evaluation.metrics, s2r_jax.training.ste\n"
+            "s2r_jax.summary, s2r_jax.config_schema, s2r_jax.distributed, s2r_jax.console, "
+            "s2r_jax.training.depth_stage, s2r_jax.training.ste_stage, s2r_jax.training.sharding, "
+            "s2r_jax.training.init, s2r_jax.training.panels, s2r_jax.data.kitti_gt, s2r_jax.data.procedural, "
+            "s2r_jax.data.batching, s2r_jax.data.preprocessing, s2r_jax.data.augment, s2r_jax.data.specs, "
+            "s2r_jax.benchmarks.train_step, s2r_jax.benchmarks.gt_export, s2r_jax.benchmarks.inference, "
+            "s2r_jax.benchmarks.layers, s2r_jax.model_loader, s2r_jax.predict, s2r_jax.evaluation, "
+            "s2r_jax.evaluation.evaluator, s2r_jax.evaluation.prediction_files\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

@@ -23,14 +23,15 @@ from absl import app, flags
 def pipeline_images_per_second(workdir: str, num_frames: int, batch_size: int, steps: int) -> dict:
     import tensorflow_datasets as tfds
 
+    from s2r_jax import repo
     from s2r_jax.data import build, pipeline, procedural
-    from s2r_jax.data.config import data_config
 
     raw, data_dir = os.path.join(workdir, "raw"), os.path.join(workdir, "tfds")
     if not os.path.exists(os.path.join(raw, "train.txt")):
         procedural.write_dataset(raw, num_frames, "real", seed=0, height=375, width=1242, workers=0)
     build.build("virtual_kitti", raw, data_dir, "1.3.1", split_files={"train": os.path.join(raw, "train.txt")})
-    cfg = data_config(data_dir=data_dir, batch_size=batch_size)
+    cfg = repo.load_config("struct_decoder").data  # the official training data settings
+    cfg.data_dir, cfg.batch_size = data_dir, batch_size
     it = iter(tfds.as_numpy(pipeline.train_dataset(cfg)))
     for _ in range(3):
         next(it)

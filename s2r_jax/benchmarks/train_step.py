@@ -1,10 +1,9 @@
 """Training-step speed per stage and dtype, on synthetic in-memory batches.
 
-  python -m s2r_jax.benchmarks.train_step [--config configs/dsa_depth.py] \
-      [--stages struct_decoder,dsa_depth] [--dtypes float32,bfloat16] [--batch_size 32] [--steps 20] \
-      [--breakdown]
+  python -m s2r_jax.benchmarks.train_step [--stages struct_decoder,dsa_depth] \
+      [--dtypes float32,bfloat16] [--batch_size 32] [--steps 20] [--breakdown] [--local]
 
-For each stage: the median step time over `--steps` steps after warm-up (timed with
+For each stage (its config, configs/<stage>.py; `--local` its ':local' variant): the median step time over `--steps` steps after warm-up (timed with
 `block_until_ready`), images/s, peak device memory, XLA's cost-analysis FLOPs per
 image, achieved FLOP/s and, on GPUs with a known peak, the fraction of the card's
 bf16 peak (MFU). No tensorflow needed: runs on the GPU image as it is. Prints a
@@ -24,14 +23,13 @@ import numpy as np
 import optax
 from absl import app, flags
 
+from s2r_jax import repo
 from s2r_jax.benchmarks.common import (apply_cpu_conv_rewrites_flag, define_cpu_conv_rewrites_flag,
                                       median_seconds)
 from s2r_jax.models import layers
-from s2r_jax.training.config import STAGES
+from s2r_jax.training.depth_stage import (abstract_variables, build_model, create_state, initial_variables,
+                                          learning_rate_schedule, loss_fn, make_optimizer, make_train_step)
 from s2r_jax.training.sharding import make_mesh, replicated, state_sharding
-from s2r_jax.training.state import build_model, create_state, learning_rate_schedule, make_optimizer
-from s2r_jax.training.step import make_loss_fn, make_train_step
-from s2r_jax.training.variables import abstract_variables, initial_variables
 
 # Dense bf16 peak FLOP/s by device kind (vendor figures, without sparsity).
 BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
@@ -41,9 +39,8 @@ BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H20
 
 
 def define_flags():
-    from ml_collections import config_flags
-    config_flags.DEFINE_config_file("config", "configs/dsa_depth.py", "A training config (its model and data size).")
-    flags.DEFINE_string("stages", "struct_decoder,dsa_depth", "Comma-separated stages to time.")
+    flags.DEFINE_string("stages", "struct_decoder,dsa_depth", "Comma-separated stages (configs/<stage>.py) to time.")
+    flags.DEFINE_bool("local", False, "Time the configs' ':local' variants (tiny widths, 96x160).")
     flags.DEFINE_string("dtypes", "float32,bfloat16", "Computation dtypes to time.")
     flags.DEFINE_integer("batch_size", 0, "Global batch (default: the config's on GPU/TPU, 2 on CPU).")
     flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
@@ -51,21 +48,18 @@ def define_flags():
     flags.DEFINE_bool("breakdown", False, "Also time the forward pass, forward + backward and the Adam update alone.")
 
 
-def time_stage(config, stage: str, dtype: str, batch_size: int, steps: int, breakdown: bool = False) -> dict:
-    config = config.copy_and_resolve_references()
-    spec = STAGES[stage]
-    with config.unlocked():
-        config.stage, config.use_attention = stage, spec["use_attention"]
-        config.train_modules, config.frozen_modules = spec["train_modules"], spec["frozen_modules"]
-        config.loss.struct_weight, config.loss.masked = spec["struct_weight"], spec["masked"]
-        config.model.dtype = dtype
-        config.allow_random_frozen = True
-        config.init_from = {m: "" for m in config.init_from}
-    mesh = make_mesh(config)
-    model = build_model(config)
+def time_stage(config, dtype: str, batch_size: int, steps: int, breakdown: bool = False) -> dict:
+    """Time the step of a stage's config (random weights for every module)."""
+    stage = config.stage
+    config.model.dtype = dtype
+    config.allow_random_frozen = True
+    for m in config.init_from:
+        config.init_from[m] = ""
+    mesh = make_mesh(config.mesh.shape, config.mesh.axes)
+    model = build_model(config.model)
     tx = make_optimizer(config, steps_per_epoch=1000)
     abstract = abstract_variables(model, config)
-    variables = initial_variables(config, abstract, jax.random.key(0))
+    variables = initial_variables(config, abstract)
     abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
     shardings = state_sharding(abstract_state, mesh, config.param_sharding)
     state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)(variables)
@@ -77,9 +71,9 @@ def time_stage(config, stage: str, dtype: str, batch_size: int, steps: int, brea
     batch = {k: jax.device_put(v.astype(np.float32), data_sharding) for k, v in batch.items()}
     parts = {}
     if breakdown:  # before the step donates `state`
-        loss_fn = make_loss_fn(model, config)
-        forward = jax.jit(loss_fn)
-        grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+        loss = lambda params, state, batch: loss_fn(model, config, params, state, batch)
+        forward = jax.jit(loss)
+        grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
         parts["forward_ms"] = median_seconds(lambda: forward(state.params, state, batch), steps) * 1e3
         parts["forward_backward_ms"] = median_seconds(lambda: grad(state.params, state, batch), steps) * 1e3
         grads = grad(state.params, state, batch)[1]
@@ -125,11 +119,12 @@ def main(argv):
     f = flags.FLAGS
     apply_cpu_conv_rewrites_flag()
     on_cpu = jax.devices()[0].platform == "cpu"
-    batch = f.batch_size or (2 if on_cpu else f.config.data.batch_size)
     rows = []
     for stage in f.stages.split(","):
         for dtype in f.dtypes.split(","):
-            r = time_stage(f.config, stage, dtype, batch, f.steps, f.breakdown)
+            config = repo.load_config(stage, "local" if f.local else None)
+            batch = f.batch_size or (2 if on_cpu else config.data.batch_size)
+            r = time_stage(config, dtype, batch, f.steps, f.breakdown)
             rows.append(r)
             print(json.dumps(r), flush=True)
     print(f"\n{'stage':<16}{'dtype':<10}{'step ms':>10}{'img/s':>9}{'GFLOP/img':>11}{'TFLOP/s':>9}{'MFU':>7}"

@@ -11,12 +11,13 @@ leaves no partial dataset that could later read as complete.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import textwrap
 
-from absl import app, flags
-
+from absl import app, flags, logging
 
 
 def build(name: str, manual_dir: str, data_dir: str | None = None, config: str | None = None,
@@ -36,9 +37,32 @@ def build(name: str, manual_dir: str, data_dir: str | None = None, config: str |
     mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
     if overwrite:
         mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
-                                                                              download_mode=mode))
+    tfds.disable_progress_bar()
+    with contextlib.redirect_stdout(_WithoutTfdsNotices(sys.stdout)):
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                                                  download_mode=mode))
     return builder
+
+
+class _WithoutTfdsNotices(io.TextIOBase):
+    """stdout minus TFDS's "Downloading and preparing dataset Unknown size..." notices (nothing
+    is downloaded: the files are read from --manual_dir), which go to the log instead."""
+
+    NOTICES = ("Downloading and preparing dataset", "Dataset ", "Generating splits", "Shuffling")
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines(keepends=True):
+            if line.lstrip("\x1b[0123456789;m").startswith(self.NOTICES):
+                logging.info("tfds: %s", line.strip())
+            else:
+                self.stream.write(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _parse_split_files(items):

@@ -1,187 +1,80 @@
-"""tf.data pipelines: training (augmented, sharded by host, resumable) and evaluation.
+"""tf.data pipelines: training (the official augmentation, resumable, one global order on any
+number of hosts) and evaluation (the official test preprocessing).
 
-Training order is a pure function of (seed, step): epoch e is the host's shard
-shuffled with a seed derived from (seed, e), and each example's augmentation draws
-from a stateless RNG keyed by its position in the stream. Resuming at step N
-therefore starts at epoch floor(N·b/n), skips within that epoch only (encoded
-records, nothing decoded), and yields exactly the batches an uninterrupted run
-would have yielded from step N on.
+One global order. The training stream is a pure function of (shuffle_seed, step): epoch e
+is the (possibly truncated) split in its stored order, shuffled with a seed made from
+(shuffle_seed, e); example i of the stream is row i % B of the global batch of step
+i // B (B = the global batch size). Every host walks this same stream of still-encoded
+records and decodes only its own rows, the rows of the global batch its devices hold
+(`batching.host_rows`). So the global batch of a step does not depend on how many hosts
+or devices there are; a run resumed on another topology continues exactly as it would
+have; and resuming at step N skips encoded records only.
 
-Augmentations follow the official `RandomImgAugment`: bicubic resize of image and
-depth (depth resized in its raw unit, then clipped to max_depth, as the official
-code does); horizontal flip; rotation with one angle for image and depth; brightness,
-contrast and saturation factors. Differences, from what tf.image offers: rotation
-interpolates bilinearly (the official uses bicubic), and colour changes act on float
-pixels rather than PIL's rounded uint8 ones.
+Each example is decoded and augmented by `augment.augment` (Pillow, the official
+semantics), with draws keyed by its index in the stream. Evaluation images go through
+`preprocessing.model_input`, the official test's preprocessing, shared with prediction.
 """
 from __future__ import annotations
 
-import math
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from s2r_jax.data import builders  # noqa: F401  (registers the builders)
-from s2r_jax.data.config import DEPTH_FEATURES
+from s2r_jax.data import augment, builders, preprocessing  # noqa: F401  (builders registers the datasets)
+from s2r_jax.data.specs import dataset_spec
 from s2r_jax.data.tf_setup import tf
 
-_SEED_MIX = 1_000_003  # keeps (seed, epoch, host) combinations distinct
+_SEED_MIX = 1_000_003  # keeps (seed, epoch) combinations distinct
 
 
-def _builder(cfg):
+def builder(cfg):
+    """The TFDS builder of `cfg` (a `config.data` or `config.eval.data` group)."""
     kwargs = {"data_dir": cfg.data_dir or None}
     if cfg.tfds_config:
         kwargs["config"] = cfg.tfds_config
     return tfds.builder(cfg.dataset, **kwargs)
 
 
-def host_split(cfg, process_index: int, process_count: int) -> str:
-    """This host's part of the (possibly truncated) split, as a TFDS split string."""
-    split = f"{cfg.split}[:{cfg.num_examples}]" if cfg.num_examples else cfg.split
-    if process_count == 1:
-        return split
-    return tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index]
+def split_name(cfg) -> str:
+    """The (possibly truncated) split as a TFDS split string."""
+    return f"{cfg.split}[:{cfg.num_examples}]" if cfg.num_examples else cfg.split
 
 
 def num_examples(cfg) -> int:
-    """Examples in the (possibly truncated) split, over all hosts."""
-    return _builder(cfg).info.splits[host_split(cfg, 0, 1)].num_examples
+    """Examples in the (possibly truncated) split."""
+    b = builder(cfg)
+    if not b.is_prepared():
+        raise FileNotFoundError(f"dataset {cfg.dataset!r} (config {cfg.tfds_config!r}) is not built in "
+                                f"{b.data_dir}; build it with python -m s2r_jax.data.build {cfg.dataset} ...")
+    return b.info.splits[split_name(cfg)].num_examples
 
 
-def _depth_spec(cfg):
-    if cfg.dataset not in DEPTH_FEATURES:
-        raise ValueError(f"no depth convention for dataset {cfg.dataset!r}; known: {sorted(DEPTH_FEATURES)}")
-    return DEPTH_FEATURES[cfg.dataset]
-
-
-def _decoders(cfg):
-    """Images stay encoded through the shuffle buffer (decoded after it, in parallel)."""
-    feature, *_ = _depth_spec(cfg)
-    dec = {"image": tfds.decode.SkipDecoding()}
-    if cfg.dataset != "kitti_eigen":  # its depth is a float tensor, not an image
-        dec[feature] = tfds.decode.SkipDecoding()
-    return dec
-
-
-def _decode(cfg, example):
-    feature, unit, sparse, _ = _depth_spec(cfg)
-    image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
-    depth = example[feature]
-    if depth.dtype == tf.string:
-        depth = tf.io.decode_png(depth, dtype=tf.uint16)
-    depth = tf.cast(tf.reshape(depth, tf.concat([tf.shape(depth)[:2], [1]], 0)), tf.float32)
-    return tf.cast(image, tf.float32), depth, unit, sparse
-
-
-def _resize(x, size, sparse):
-    if sparse:  # never interpolate sparse ground truth across its holes
-        return tf.image.resize(x, size, method="nearest")
-    return tf.image.resize(x, size, method="bicubic", antialias=True)
-
-
-def _rotate(x, angle, interpolation):
-    """Rotate about the centre by `angle` radians (counter-clockwise on screen), fill 0."""
-    h = tf.cast(tf.shape(x)[0], tf.float32)
-    w = tf.cast(tf.shape(x)[1], tf.float32)
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    c, s = tf.cos(angle), tf.sin(angle)
-    # output (x, y) samples input at centre + R(-angle) (x - centre), y pointing down
-    transform = tf.stack([c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy, 0.0, 0.0])
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=x[None], transforms=transform[None], output_shape=tf.shape(x)[:2], fill_value=0.0,
-        interpolation=interpolation, fill_mode="CONSTANT")
-    return out[0]
-
-
-def _grey(img):
-    return tf.reduce_sum(img * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-
-
-def _color(img, factors):
-    """torchvision's adjust_brightness, adjust_contrast, adjust_saturation, in order, on [0, 255]."""
-    b, c, s = factors[0], factors[1], factors[2]
-    img = tf.clip_by_value(img * b, 0.0, 255.0)
-    mean = tf.reduce_mean(_grey(img))
-    img = tf.clip_by_value((img - mean) * c + mean, 0.0, 255.0)
-    grey = _grey(img)
-    return tf.clip_by_value((img - grey) * s + grey, 0.0, 255.0)
-
-
-def _augment_fn(cfg, seed: int, train: bool):
-    aug = cfg.augment
-    size = tuple(cfg.image_size)
-    max_depth = float(cfg.max_depth)
-
-    def fn(index, example):
-        image, depth, unit, sparse = _decode(cfg, example)
-        image = tf.clip_by_value(_resize(image, size, False), 0.0, 255.0)
-        depth = tf.clip_by_value(_resize(depth, size, sparse) * unit, 0.0, max_depth)  # metres
-        valid = tf.cast(depth > 0, tf.float32) if sparse else tf.ones_like(depth)
-        if train:
-            key = tf.stack([tf.constant(seed, tf.int64), index])
-            u = tf.random.stateless_uniform([7], seed=key)
-            if aug.flip_prob > 0:
-                flip = u[0] < aug.flip_prob
-                image, depth, valid = (tf.cond(flip, lambda t=t: tf.reverse(t, [1]), lambda t=t: t)
-                                       for t in (image, depth, valid))
-            if aug.rotate_prob > 0:
-                angle = (u[2] * 2 - 1) * (aug.max_rotation_deg * math.pi / 180)
-                angle = tf.where(u[1] < aug.rotate_prob, angle, 0.0)
-                image = _rotate(image, angle, "BILINEAR")
-                depth = _rotate(depth, angle, "NEAREST" if sparse else "BILINEAR")
-                valid = _rotate(valid, angle, "NEAREST")
-            if aug.color_prob > 0:
-                factors = aug.color_low + u[4:7] * (aug.color_high - aug.color_low)
-                image = tf.cond(u[3] < aug.color_prob, lambda: _color(image, factors), lambda: image)
-        out = {"image": image / 127.5 - 1.0, "depth": depth / max_depth * 2.0 - 1.0, "mask": valid}
-        return {k: tf.ensure_shape(v, size + (v.shape[-1],)) for k, v in out.items()}
-
-    return fn
-
-
-def train_dataset(cfg, *, start_step: int = 0, process_index: int | None = None,
-                  process_count: int | None = None) -> tf.data.Dataset:
-    """This host's batches of {'image', 'depth', 'mask'} ((b, H, W, C) float32), from `start_step` on.
-
-    Hosts default to `jax.process_index()` of `jax.process_count()`.
-
-    image and depth in [-1, 1] (depth = d / max_depth * 2 - 1); mask 1 where the
-    ground truth is valid (all pixels for dense datasets; after rotation, the
-    rotated-in corners are 0). b = global batch / process_count.
-    """
-    if process_index is None or process_count is None:
-        import jax
-        process_index, process_count = jax.process_index(), jax.process_count()
-    if cfg.batch_size % process_count:
-        raise ValueError(f"global batch {cfg.batch_size} is not divisible by {process_count} processes")
-    local_batch = cfg.batch_size // process_count
-    builder = _builder(cfg)
-    split = host_split(cfg, process_index, process_count)
-    n = builder.info.splits[split].num_examples
-    if n < local_batch:
-        raise ValueError(f"{cfg.dataset} split {split!r} has {n} examples on this host, fewer than its batch "
-                         f"of {local_batch}")
-    raw = builder.as_dataset(split=split, shuffle_files=False, decoders=_decoders(cfg),
-                             read_config=tfds.ReadConfig(shuffle_seed=cfg.seed, add_tfds_id=False))
-    base = (cfg.seed * _SEED_MIX + process_index) * _SEED_MIX
-    ds = resumable_stream(raw, n, start_step * local_batch, base, cfg.shuffle_buffer)
-    ds = ds.map(_augment_fn(cfg, base, train=True), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return finish(ds, local_batch, cfg.prefetch)
+def steps_per_epoch(cfg) -> int:
+    """Global steps in one pass over the split (the official loader also ran the last partial batch)."""
+    return max(1, num_examples(cfg) // cfg.batch_size)
 
 
 def resumable_stream(raw: tf.data.Dataset, n: int, start: int, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
     """(index, element) pairs from element `start` of an endless stream of epochs of `raw`
-    (n elements), epoch e shuffled with seed `seed + e`. Starting late replays no earlier
-    epoch and skips, undecoded, only within the first one."""
+    (n elements), epoch e shuffled with seed `seed * _SEED_MIX + e`. Starting late replays no
+    earlier epoch and skips, undecoded, only within the first one."""
     first_epoch, offset = divmod(start, n)
     buffer = max(1, min(shuffle_buffer, n))
 
     def epoch(e):
-        return raw.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
+        return raw.shuffle(buffer, seed=seed * _SEED_MIX + e, reshuffle_each_iteration=False)
 
     ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch).skip(offset)
     return ds.enumerate(start=start)
+
+
+def keep_rows(ds: tf.data.Dataset, rows: Sequence[int] | None, global_batch: int) -> tf.data.Dataset:
+    """Of an (index, element) stream, only the elements that are `rows` of their global batch."""
+    if rows is None or len(rows) == global_batch:
+        return ds
+    table = tf.constant(np.isin(np.arange(global_batch), np.asarray(rows)))
+    return ds.filter(lambda index, *_: table[index % global_batch])
 
 
 def finish(ds: tf.data.Dataset, local_batch: int, prefetch: int) -> tf.data.Dataset:
@@ -192,43 +85,94 @@ def finish(ds: tf.data.Dataset, local_batch: int, prefetch: int) -> tf.data.Data
     return ds.with_options(options).prefetch(prefetch)
 
 
+def _check_rows(rows, global_batch: int) -> tuple[int, ...]:
+    rows = tuple(range(global_batch)) if rows is None else tuple(int(r) for r in rows)
+    if not rows or any(not 0 <= r < global_batch for r in rows) or len(set(rows)) != len(rows):
+        raise ValueError(f"host rows {rows} are not distinct rows of a global batch of {global_batch}")
+    return rows
+
+
+def train_dataset(cfg, *, start_step: int = 0, rows: Sequence[int] | None = None) -> tf.data.Dataset:
+    """This host's batches of {'image', 'depth', 'mask'} ((b, H, W, C) float32), from `start_step` on.
+
+    `rows`: the rows of each global batch (of `cfg.batch_size`) this host feeds, in order
+    (default: all of them, one host). image and depth in [-1, 1] (depth = d / depth_range_m
+    * 2 - 1); mask 1 where the ground truth is valid.
+    """
+    rows = _check_rows(rows, cfg.batch_size)
+    spec = dataset_spec(cfg.dataset)
+    gt = spec.ground_truth()
+    n = num_examples(cfg)
+    if n < cfg.batch_size:
+        raise ValueError(f"{cfg.dataset} split {split_name(cfg)!r} has {n} examples, fewer than the global batch "
+                         f"of {cfg.batch_size}")
+    decoders = {"image": tfds.decode.SkipDecoding()}
+    if gt.png16:
+        decoders[gt.feature] = tfds.decode.SkipDecoding()  # Pillow decodes it as the official code does
+    raw = builder(cfg).as_dataset(split=split_name(cfg), shuffle_files=False, decoders=decoders,
+                                  read_config=tfds.ReadConfig(add_tfds_id=False))
+    raw = raw.map(lambda ex: (ex["image"], ex[gt.feature]))
+    ds = keep_rows(resumable_stream(raw, n, start_step * cfg.batch_size, cfg.shuffle_seed, cfg.shuffle_buffer),
+                   rows, cfg.batch_size)
+    size = tuple(int(s) for s in cfg.image_size)
+    seed, aug, range_m = int(cfg.shuffle_seed), cfg.augment, float(cfg.depth_range_m)
+
+    def one(index, image, depth):
+        draws = augment.draw(seed, int(index), aug)
+        return augment.augment(image, depth if gt.png16 else np.asarray(depth), gt, size, range_m, draws)
+
+    def fn(index, element):
+        image, depth, mask = tf.numpy_function(one, [index, *element], [tf.float32] * 3, stateful=False)
+        return {"image": tf.ensure_shape(image, size + (3,)), "depth": tf.ensure_shape(depth, size + (1,)),
+                "mask": tf.ensure_shape(mask, size + (1,))}
+
+    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return finish(ds, len(rows), cfg.prefetch)
+
+
 def train_iterator(cfg, **kwargs) -> Iterator[dict]:
     """`train_dataset` as NumPy batches."""
     return iter(tfds.as_numpy(train_dataset(cfg, **kwargs)))
 
 
-EVAL_GT = {"virtual_kitti": {"depth": ("depth", 0.01)},
-           "kitti_eigen": {"camera_z": ("depth_camera_z", 1.0), "velodyne_x": ("depth_velodyne_x", 1.0),
-                           "improved": ("depth_improved", 1.0 / 256.0)},
-           "nyu_depth_test": {"depth": ("depth", 0.001)}}
+def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batch_size: int,
+                 rows: Sequence[int] | None = None, image_crop: str = "none",
+                 dtype: str = "float32") -> tf.data.Dataset:
+    """This host's evaluation batches, in the split's stored order, without augmentation.
 
-
-def eval_dataset(cfg, gt: str | None = None, batch_size: int = 1) -> tf.data.Dataset:
-    """Batches for evaluation, in the split's order, without augmentation.
-
-    'image': resized to cfg.image_size, in [-1, 1]; 'gt': the ground truth at its
-    original resolution in metres (0 = invalid), zero-padded to the largest in the
-    batch, with 'gt_shape' the (H, W) of each; 'name'. `gt` picks the ground truth
-    where a dataset has several (kitti_eigen: camera_z, velodyne_x, improved).
+    The split is padded to whole global batches of `batch_size` frames; a host gets its
+    `rows` of each (default: all). Per frame: 'image' (the official test preprocessing,
+    `preprocessing.model_input`, at `image_size`, in `dtype` — float64 for exactness checks),
+    'gt' at the original resolution in metres (0 = invalid; padded with zeros to the largest
+    in the batch), 'gt_shape', 'name', 'index' (the frame's position in the split) and 'real'
+    (False for padding). `image_crop='kb'` predicts the KB-cropped image (ZoeDepth's KITTI
+    protocol); the ground truth stays whole.
     """
-    choices = EVAL_GT.get(cfg.dataset)
-    if choices is None:
-        raise ValueError(f"no evaluation ground truth for {cfg.dataset!r}")
-    gt = gt or next(iter(choices))
-    if gt not in choices:
-        raise ValueError(f"{cfg.dataset} has no ground truth {gt!r}; choose one of {sorted(choices)}")
-    feature, unit = choices[gt]
-    size = tuple(cfg.image_size)
-    builder = _builder(cfg)
-    split = f"{cfg.split}[:{cfg.num_examples}]" if cfg.num_examples else cfg.split
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    rows = _check_rows(rows, batch_size)
+    gt = dataset_spec(cfg.dataset).ground_truth(ground_truth)
+    size = tuple(int(s) for s in image_size)
+    np_dtype = np.dtype(dtype)
+    tf_dtype = tf.as_dtype(np_dtype)
+    n = num_examples(cfg)
+    ds = builder(cfg).as_dataset(split=split_name(cfg), shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
 
-    def fn(ex):
-        image = tf.clip_by_value(tf.image.resize(tf.cast(ex["image"], tf.float32), size, "bicubic", antialias=True),
-                                 0.0, 255.0)
-        depth = tf.cast(ex[feature], tf.float32)
-        depth = tf.reshape(depth, tf.shape(depth)[:2]) * unit
-        return {"image": image / 127.5 - 1.0, "gt": depth, "gt_shape": tf.shape(depth)[:2], "name": ex["name"]}
+    def image_fn(data):
+        return preprocessing.model_input(preprocessing.decode_rgb(data), size, np_dtype, image_crop)
 
-    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.padded_batch(batch_size).prefetch(2)
+    def fn(index, ex):
+        image = tf.ensure_shape(tf.numpy_function(image_fn, [ex["image"]], tf_dtype, stateful=False), size + (3,))
+        depth = tf.cast(ex[gt.feature], tf.float32)
+        depth = tf.reshape(depth, tf.shape(depth)[:2]) * gt.unit_m
+        return {"image": image, "gt": depth, "gt_shape": tf.shape(depth)[:2], "name": ex["name"], "index": index,
+                "real": True}
+
+    ds = ds.enumerate().map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    padding = (-n) % batch_size
+    if padding:
+        blank = {"image": tf.zeros(size + (3,), tf_dtype), "gt": tf.zeros((1, 1), tf.float32),
+                 "gt_shape": tf.constant([1, 1], tf.int32), "name": tf.constant(""), "index": tf.constant(-1, tf.int64),
+                 "real": False}
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
+    ds = keep_rows(ds.enumerate(), rows, batch_size).map(lambda i, ex: ex)
+    return ds.padded_batch(len(rows)).prefetch(2)

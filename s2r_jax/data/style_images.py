@@ -1,15 +1,16 @@
 """The style domain of structure-encoder pretraining: any folder of images.
 
-Paintings, photos, renderings: every PNG/JPEG under the folder (sorted, so every host
-sees the same list), split between hosts, each epoch shuffled with a seed, each image
-resized so it covers the crop, randomly cropped and flipped. Resumable at a step, as
-the training pipeline.
+Paintings, photos, renderings: every PNG/JPEG under the folder, sorted, in one global
+order as the training pipeline's (each epoch shuffled with a seed; every host walks the
+same order and decodes only its rows of each global batch); each image resized so it
+covers the crop, randomly cropped and flipped with draws keyed by its index in the
+stream. Resumable at a step, and independent of the number of hosts.
 """
 from __future__ import annotations
 
 import os
 
-from s2r_jax.data.pipeline import _SEED_MIX, finish, resumable_stream
+from s2r_jax.data.pipeline import _SEED_MIX, _check_rows, finish, keep_rows, resumable_stream
 from s2r_jax.data.tf_setup import tf
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
@@ -25,16 +26,16 @@ def list_images(folder: str) -> list[str]:
 
 
 def style_dataset(folder: str, image_size, batch_size: int, *, seed: int = 0, start_step: int = 0,
-                  process_index: int = 0, process_count: int = 1, shuffle_buffer: int = 1024,
-                  prefetch: int = 2) -> tf.data.Dataset:
-    """Batches of (b, H, W, 3) float32 in [-1, 1], b = batch_size / process_count."""
-    files = list_images(folder)[process_index::process_count]
-    local_batch = batch_size // process_count
-    if len(files) < local_batch:
-        raise ValueError(f"style images: {len(files)} files on this host under {folder}, fewer than its batch "
-                         f"of {local_batch}")
+                  rows=None, shuffle_buffer: int = 1024, prefetch: int = 2) -> tf.data.Dataset:
+    """This host's batches of (b, H, W, 3) float32 in [-1, 1]: its `rows` of each global batch of
+    `batch_size` (default all)."""
+    rows = _check_rows(rows, batch_size)
+    files = list_images(folder)
+    if len(files) < batch_size:
+        raise ValueError(f"style images: {len(files)} files under {folder}, fewer than the global batch "
+                         f"of {batch_size}")
     h, w = image_size
-    base = (seed * _SEED_MIX + process_index) * _SEED_MIX + 7
+    base = seed * _SEED_MIX + 7
 
     def load(index, path):
         data = tf.io.read_file(path)
@@ -49,6 +50,6 @@ def style_dataset(folder: str, image_size, batch_size: int, *, seed: int = 0, st
         return image / 127.5 - 1.0
 
     raw = tf.data.Dataset.from_tensor_slices(files)
-    ds = resumable_stream(raw, len(files), start_step * local_batch, base, shuffle_buffer)
+    ds = keep_rows(resumable_stream(raw, len(files), start_step * batch_size, base, shuffle_buffer), rows, batch_size)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return finish(ds, local_batch, prefetch)
+    return finish(ds, len(rows), prefetch)

@@ -1,24 +1,23 @@
-"""Depth evaluation: the official S2R-DepthNet KITTI/NYUv2 metrics and the other
-published protocols (monodepth2, metric, ZoeDepth KITTI), in NumPy.
+"""Depth evaluation under the published protocols.
 
-See `s2r_jax.evaluation.metrics` for the definitions.
+`protocols` (the presets), `crops`, `resize` (the official align_corners resize),
+`metrics` (per-frame metrics and their means), `report` (the table and files),
+`prediction_files` (predictions made by any model) are NumPy only; `evaluator` runs a
+model over a dataset on a mesh of one or many hosts.
 """
-from s2r_jax.evaluation.metrics import (
+from s2r_jax.data.preprocessing import kb_crop
+from s2r_jax.evaluation.crops import crop_box, crop_mask
+from s2r_jax.evaluation.metrics import compute_metrics, evaluate, evaluate_frame, mean_metrics
+from s2r_jax.evaluation.protocols import (
     METRIC_NAMES,
     OFFICIAL_METRIC_ORDER,
     PROTOCOLS,
     Protocol,
-    compute_metrics,
-    crop_box,
-    crop_mask,
-    evaluate,
-    evaluate_frame,
-    format_table,
     get_protocol,
-    kb_crop,
-    mean_metrics,
-    upsample_to,
+    protocol_from_config,
 )
+from s2r_jax.evaluation.report import format_table
+from s2r_jax.evaluation.resize import upsample_to
 
 __all__ = [
     "METRIC_NAMES",
@@ -34,5 +33,6 @@ __all__ = [
     "get_protocol",
     "kb_crop",
     "mean_metrics",
+    "protocol_from_config",
     "upsample_to",
 ]

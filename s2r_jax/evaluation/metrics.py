@@ -47,287 +47,16 @@ The official S2R script reports only [abs_rel, sq_rel, rmse, rmse_log, a1, a2, a
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-METRIC_NAMES: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "a1", "a2", "a3")
-OFFICIAL_METRIC_ORDER: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-
-CROPS: Tuple[str, ...] = ("none", "garg", "eigen", "kb_garg", "nyu_eigen")
-MEDIAN_SCALINGS: Tuple[str, ...] = ("official", "monodepth2", "none")
-
-# Garg et al., ECCV 2016 crop, as fractions of (H, H, W, W): rows [top, bottom), cols [left, right).
-GARG_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
-# Eigen et al., NIPS 2014 crop for KITTI, as used by monodepth / BTS / ZoeDepth ("eigen_crop").
-EIGEN_FRACTIONS = (0.3324324, 0.91351351, 0.0359477, 0.96405229)
-# NYUv2 Eigen crop, defined for 480x640 images only (BTS / AdaBins / ZoeDepth: eval_mask[45:471, 41:601]).
-NYU_EIGEN_BOX = (45, 471, 41, 601)
-NYU_EIGEN_SHAPE = (480, 640)
-# KB crop (Kitti benchmark / BTS / ZoeDepth "do_kb_crop"): the bottom-centred 352x1216 window.
-KB_HEIGHT, KB_WIDTH = 352, 1216
-
-_SCALING_TEXT = {
-    "official": "clamp prediction to range, then median-scale; no clamp after",
-    "monodepth2": "median-scale raw prediction, then clamp to range",
-    "none": "prediction only clamped to range",
-}
-
-Box = Tuple[int, int, int, int]
-
-
-# ----------------------------------------------------------------------------- protocol
-
-
-@dataclasses.dataclass(frozen=True)
-class Protocol:
-    """How a predicted depth map is compared with its ground truth.
-
-    crop: 'garg' | 'eigen' (KITTI fractions of the image size, any KITTI size) |
-      'kb_garg' (KB crop to 352x1216, then the Garg fractions of the 352x1216 image) |
-      'nyu_eigen' (rows 45:471, cols 41:601 of a 480x640 image) | 'none'.
-    min_depth, max_depth: valid ground truth is min_depth < gt < max_depth; the
-      prediction is clamped to [min_depth, max_depth] (when, depends on the scaling).
-    median_scaling: 'official' (S2R test.py: clamp, then scale by median(gt)/median(pred)
-      over the valid pixels, no clamp after) | 'monodepth2' (scale the raw prediction,
-      then clamp) | 'none' (clamp only).
-    flip_tta: whether predictions are to be averaged with the prediction of the
-      horizontally flipped image. Recorded for the caller; this module does not run models.
-    """
-
-    name: str
-    crop: str = "garg"
-    min_depth: float = 1e-3
-    max_depth: float = 80.0
-    median_scaling: str = "official"
-    flip_tta: bool = False
-    description: str = ""
-
-    def __post_init__(self):
-        if self.crop not in CROPS:
-            raise ValueError(f"protocol {self.name!r}: unknown crop {self.crop!r}; choose one of {CROPS}")
-        if self.median_scaling not in MEDIAN_SCALINGS:
-            raise ValueError(f"protocol {self.name!r}: unknown median_scaling {self.median_scaling!r}; "
-                             f"choose one of {MEDIAN_SCALINGS}")
-        if not (np.isfinite(self.min_depth) and np.isfinite(self.max_depth)) or not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"protocol {self.name!r}: need 0 < min_depth < max_depth, got "
-                             f"{self.min_depth}..{self.max_depth}")
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain-JSON description of the protocol (all fields)."""
-        d = dataclasses.asdict(self)
-        d["min_depth"] = float(d["min_depth"])
-        d["max_depth"] = float(d["max_depth"])
-        d["flip_tta"] = bool(d["flip_tta"])
-        return d
-
-    def summary(self) -> str:
-        """One line: the settings, in words."""
-        return (f"protocol {self.name}: crop {self.crop}, valid {self.min_depth:g} < gt < {self.max_depth:g} m, "
-                f"median scaling {self.median_scaling} ({_SCALING_TEXT[self.median_scaling]}), "
-                f"flip TTA {'on' if self.flip_tta else 'off'}")
-
-
-PROTOCOLS: Dict[str, Protocol] = {
-    p.name: p for p in (
-        Protocol(
-            "s2r_official", crop="garg", min_depth=1e-3, max_depth=80.0, median_scaling="official",
-            description="S2R-DepthNet test.py, KITTI (kitti_metrics_preprocess): prediction clamped to "
-                        "[1e-3, 80], valid 1e-3 < gt < 80 inside the Garg crop, median-scaled over the "
-                        "valid pixels with no clamp after; per-image metrics averaged."),
-        Protocol(
-            "s2r_official_nyu", crop="none", min_depth=1e-3, max_depth=8.0, median_scaling="official",
-            description="S2R-DepthNet test.py, NYUv2 (nyu_metrics_preprocess): prediction clamped to "
-                        "[1e-3, 8], valid 1e-3 < gt < 8, no crop, median-scaled with no clamp after; "
-                        "per-image metrics averaged."),
-        Protocol(
-            "monodepth2", crop="garg", min_depth=1e-3, max_depth=80.0, median_scaling="monodepth2",
-            description="monodepth2 evaluate_depth.py, Eigen split: valid 1e-3 < gt < 80 inside the Garg "
-                        "crop, raw prediction median-scaled, then clamped to [1e-3, 80]."),
-        Protocol(
-            "metric", crop="garg", min_depth=1e-3, max_depth=80.0, median_scaling="none",
-            description="Metric depth, no scaling: valid 1e-3 < gt < 80 inside the Garg crop, prediction "
-                        "clamped to [1e-3, 80]."),
-        Protocol(
-            "zoedepth_kitti", crop="kb_garg", min_depth=1e-3, max_depth=80.0, median_scaling="none",
-            flip_tta=True,
-            description="ZoeDepth KITTI (config do_kb_crop=True, garg_crop=True, eigen_crop=False, "
-                        "min/max_depth_eval 1e-3/80): ground truth KB-cropped to 352x1216, prediction "
-                        "(of the KB-cropped image) bilinearly resized with align_corners=True to it, "
-                        "clamped to [1e-3, 80], valid 1e-3 < gt < 80 inside the Garg fractions of the "
-                        "352x1216 crop, no scaling, flip TTA in ZoeDepth's evaluate.py."),
-    )
-}
-
-
-def get_protocol(name: str, **overrides: Any) -> Protocol:
-    """A preset from `PROTOCOLS`, with fields optionally overridden.
-
-    Overrides keep the preset's name; the description records them.
-    """
-    if isinstance(name, Protocol):
-        base = name
-    elif name in PROTOCOLS:
-        base = PROTOCOLS[name]
-    else:
-        raise ValueError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}")
-    if not overrides:
-        return base
-    fields = {f.name for f in dataclasses.fields(Protocol)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown protocol field(s) {unknown}; fields are {sorted(fields)}")
-    if "description" not in overrides:
-        changed = ", ".join(f"{k}={v!r}" for k, v in sorted(overrides.items()))
-        overrides["description"] = f"{base.description} [overridden: {changed}]".strip()
-    return dataclasses.replace(base, **overrides)
-
-
-def _as_protocol(protocol: Union[Protocol, str]) -> Protocol:
-    if isinstance(protocol, Protocol):
-        return protocol
-    if isinstance(protocol, str):
-        return get_protocol(protocol)
-    raise TypeError(f"protocol must be a Protocol or a preset name, got {type(protocol).__name__}")
-
-
-# ----------------------------------------------------------------------------- crops
-
-
-def _shape2(shape: Sequence[int]) -> Tuple[int, int]:
-    if len(shape) < 2:
-        raise ValueError(f"need an (H, W) shape, got {tuple(shape)}")
-    return int(shape[0]), int(shape[1])
-
-
-def kb_offsets(shape: Sequence[int]) -> Tuple[int, int]:
-    """(top, left) of the KB crop: top = H - 352, left = (W - 1216) // 2."""
-    h, w = _shape2(shape)
-    if h < KB_HEIGHT or w < KB_WIDTH:
-        raise ValueError(f"KB crop needs an image of at least {KB_HEIGHT}x{KB_WIDTH}, got {h}x{w}")
-    return h - KB_HEIGHT, (w - KB_WIDTH) // 2
-
-
-def kb_crop(array: np.ndarray) -> np.ndarray:
-    """The KB / BTS crop: the 352x1216 window at the bottom, horizontally centred.
-
-    Works on (H, W) and (H, W, ...) arrays; returns a view.
-    """
-    array = np.asarray(array)
-    top, left = kb_offsets(array.shape)
-    return array[top:top + KB_HEIGHT, left:left + KB_WIDTH]
-
-
-def _fraction_box(h: int, w: int, fractions: Sequence[float]) -> Box:
-    # Truncation toward zero, as `np.array([...]).astype(np.int32)` (official) and `int()` (ZoeDepth).
-    f0, f1, f2, f3 = fractions
-    return int(f0 * h), int(f1 * h), int(f2 * w), int(f3 * w)
-
-
-def crop_box(shape: Sequence[int], crop: str) -> Box:
-    """(top, bottom, left, right) of the evaluation crop for an image of `shape`.
-
-    Rows top:bottom and columns left:right (exclusive ends), in `shape`'s pixel
-    coordinates. For 'kb_garg' the box is the Garg box of the KB-cropped
-    352x1216 image, shifted back into the full image.
-    """
-    h, w = _shape2(shape)
-    if crop == "none":
-        return 0, h, 0, w
-    if crop == "garg":
-        return _fraction_box(h, w, GARG_FRACTIONS)
-    if crop == "eigen":
-        return _fraction_box(h, w, EIGEN_FRACTIONS)
-    if crop == "kb_garg":
-        top, left = kb_offsets((h, w))
-        t, b, l, r = _fraction_box(KB_HEIGHT, KB_WIDTH, GARG_FRACTIONS)
-        return top + t, top + b, left + l, left + r
-    if crop == "nyu_eigen":
-        if (h, w) != NYU_EIGEN_SHAPE:
-            raise ValueError(f"the NYUv2 Eigen crop is defined for {NYU_EIGEN_SHAPE[0]}x{NYU_EIGEN_SHAPE[1]} "
-                             f"images, got {h}x{w}")
-        return NYU_EIGEN_BOX
-    raise ValueError(f"unknown crop {crop!r}; choose one of {CROPS}")
-
-
-def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
-    """Boolean (H, W) mask, True inside `crop_box(shape, crop)`."""
-    h, w = _shape2(shape)
-    top, bottom, left, right = crop_box((h, w), crop)
-    mask = np.zeros((h, w), dtype=bool)
-    mask[top:bottom, left:right] = True
-    return mask
-
-
-# ----------------------------------------------------------------------------- resize
-
-
-def _axis_taps(n_in: int, n_out: int, dtype) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weight of the upper tap, align_corners=True, on one axis.
-
-    Mirrors ATen's `area_pixel_compute_scale` / `area_pixel_compute_source_index`:
-    scale = (n_in - 1) / (n_out - 1) and src = scale * i, both rounded to `dtype`
-    (torch's float32 kernels compute them in float32; their rounding moves a sample
-    by up to ~1e-5 pixel on a 160 -> 1242 resize, which is visible in the output).
-    """
-    if n_out == 1 or n_in == 1:
-        src = np.zeros(n_out, dtype=dtype)  # torch: scale 0 when the output has one sample
-    else:
-        scale = dtype(n_in - 1) / dtype(n_out - 1)
-        src = dtype(scale) * np.arange(n_out, dtype=dtype)
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (src - i0.astype(dtype)).astype(dtype)
-
-
-def _lerp(x0: np.ndarray, w0: np.ndarray, x1: np.ndarray, w1: np.ndarray) -> np.ndarray:
-    """w0 * x0 + w1 * x1; in float32 as a fused multiply-add fma(w0, x0, w1 * x1).
-
-    That is how torch's float32 CPU kernel rounds (bit-for-bit with torch 2.13 on x86): the
-    product w1 * x1 is rounded to float32, w0 * x0 is not (it is exact in float64).
-    """
-    if x0.dtype == np.float32:
-        fused = w0.astype(np.float64) * x0.astype(np.float64) + (w1 * x1).astype(np.float64)
-        return fused.astype(np.float32)
-    return w0 * x0 + w1 * x1
-
-
-def upsample_to(pred: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Bilinear resize of a 2-D (or (H, W, 1)) map to `shape` = (H, W), align_corners=True.
-
-    The NumPy counterpart of `torch.nn.functional.interpolate(x[None, None], size,
-    mode="bilinear", align_corners=True)`, which the official test uses to bring
-    the prediction to the ground-truth size (and of `s2r_jax.models.layers.
-    resize_bilinear`). A float32 (or narrower float) input is resized in float32
-    arithmetic the way torch's float32 kernel does it (source coordinates and
-    weights rounded to float32, h0 * (w0 * x00 + w1 * x01) + h1 * (...) with fused
-    multiply-adds) and a float32 array is returned, so the official float32 network
-    output is reproduced to the last bit or so; any other input is resized and
-    returned in float64. Works for down-sizing too.
-    """
-    x = np.asarray(pred)
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim != 2:
-        raise ValueError(f"upsample_to needs a 2-D map, got shape {x.shape}")
-    dtype = np.float32 if (np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize <= 4) else np.float64
-    x = x.astype(dtype)
-    h_out, w_out = _shape2(shape)
-    if h_out < 1 or w_out < 1:
-        raise ValueError(f"bad output shape {tuple(shape)}")
-    if x.shape == (h_out, w_out):
-        return x
-    one = dtype(1)
-    c0, c1, cw = _axis_taps(x.shape[1], w_out, dtype)
-    x = _lerp(x[:, c0], (one - cw)[None, :], x[:, c1], cw[None, :])
-    r0, r1, rw = _axis_taps(x.shape[0], h_out, dtype)
-    return _lerp(x[r0, :], (one - rw)[:, None], x[r1, :], rw[:, None])
-
-
-# ----------------------------------------------------------------------------- metrics
+from s2r_jax.data.preprocessing import kb_crop
+from s2r_jax.evaluation.crops import crop_mask
+from s2r_jax.evaluation.protocols import METRIC_NAMES, Protocol, as_protocol
+from s2r_jax.evaluation.resize import upsample_to
 
 
 def compute_metrics(gt: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
@@ -408,7 +137,7 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
     None; `mean_metrics` leaves such frames out of the average (the official
     script would have produced NaN for it and a NaN mean).
     """
-    protocol = _as_protocol(protocol)
+    protocol = as_protocol(protocol)
     gt = _as_map(gt, "ground truth", index).astype(np.float64)
     pred = _as_map(pred, "prediction", index)  # dtype kept: a float32 map is resized as torch does
     _check_prediction(pred, index)
@@ -492,7 +221,7 @@ def evaluate(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], protocol: U
     per-frame scales. per_image[i] is frame i's `evaluate_frame` result (or None).
     With `progress`, a line goes to stderr every `progress_every` frames and at the end.
     """
-    protocol = _as_protocol(protocol)
+    protocol = as_protocol(protocol)
     n, n_pred = len(gts), len(preds)
     if n != n_pred:
         raise ValueError(f"{n} ground-truth frames but {n_pred} predictions")
@@ -507,27 +236,20 @@ def evaluate(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], protocol: U
         if progress and ((i + 1) % every == 0 or i + 1 == n):
             print(f"[eval {protocol.name}] {i + 1}/{n} frames, {time.perf_counter() - start:.1f} s",
                   file=sys.stderr, flush=True)
+    mean = summarise(per_image, protocol)
+    return mean, per_image
+
+
+def summarise(per_image: Sequence[Optional[Dict[str, float]]], protocol: Union[Protocol, str]) -> Dict[str, float]:
+    """The means over frames, plus 'frames' (averaged), 'frames_skipped' (no valid pixel) and,
+    with median scaling, 'scale_median' and 'scale_std' of the per-frame scales."""
+    protocol = as_protocol(protocol)
     mean: Dict[str, float] = dict(mean_metrics(per_image))
     done = [d for d in per_image if d is not None]
     mean["frames"] = len(done)
-    mean["frames_skipped"] = n - len(done)
+    mean["frames_skipped"] = len(per_image) - len(done)
     if protocol.median_scaling != "none":
         scales = np.array([d["scale"] for d in done])
         mean["scale_median"] = float(np.median(scales))
         mean["scale_std"] = float(np.std(scales))
-    return mean, per_image
-
-
-def format_table(mean: Dict[str, float], protocol: Union[Protocol, str]) -> str:
-    """A terminal table: the protocol's settings, then one row of metric means."""
-    protocol = _as_protocol(protocol)
-    lines = [protocol.summary()]
-    if "frames" in mean:
-        lines.append(f"frames: {int(mean['frames'])} evaluated, "
-                     f"{int(mean.get('frames_skipped', 0))} without valid ground truth")
-    if "scale_median" in mean:
-        lines.append(f"median scale: {mean['scale_median']:.4f} (std {mean.get('scale_std', float('nan')):.4f})")
-    names = [k for k in METRIC_NAMES if k in mean]
-    lines.append(" ".join(f"{k:>9}" for k in names))
-    lines.append(" ".join(f"{mean[k]:9.4f}" for k in names))
-    return "\n".join(lines)
+    return mean

@@ -1,43 +1,42 @@
-"""The training loop behind `train.py`: one program on every host.
+"""The training loop every stage shares: restore or initialise, then step, log, evaluate, save.
 
-Resumes from the latest checkpoint in the workdir (same data order: the pipeline
-starts at the restored step), saves asynchronously every `checkpoint.every_steps`
-and at the end, saves and exits cleanly on SIGTERM, stops on a NaN/Inf loss naming
-the step (the last good checkpoint stays the latest), and logs with clu on host 0.
+One program on every host. It resumes from the latest checkpoint in the workdir (the
+data pipeline then starts at the restored step, in the same global order), saves
+asynchronously every `checkpoint.every_steps` and at the end, evaluates every
+`eval.every_steps` (keeping the best checkpoint in `workdir/best`), saves and exits
+cleanly on SIGTERM (every host at the same step), and stops at the first NaN/Inf step
+naming it (the last good checkpoint stays the latest). Scalars are averaged over each
+log interval (clu metrics) and written by host 0; the terminal gets one progress line
+per interval.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+import os
 import signal
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import jax
-import numpy as np
-from absl import logging
 from clu import metric_writers, periodic_actions
+from clu import metrics as clu_metrics
 
-from s2r_jax import checkpoint
-from s2r_jax.data import batching, pipeline
-from s2r_jax.training import panels
-from s2r_jax.training.config import validate
-from s2r_jax.training.variables import flat, abstract_variables, initial_variables
-from s2r_jax.training.sharding import make_mesh, maybe_initialize_distributed, replicated, state_sharding
-from s2r_jax.training.state import TrainState, build_model, create_state, learning_rate_schedule, make_optimizer
-from s2r_jax.training.step import jit_train_step, make_train_step
+from s2r_jax import checkpoint, console, distributed
+from s2r_jax.training.depth_stage import flat
+
+BEST = "best"  # the subdirectory holding the best checkpoint by config.eval.best_metric
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, a workdir of another configuration)."""
 
 
-def _check_same_config(ckpt: checkpoint.Checkpointer, step: int, abstract: dict, stage: str) -> None:
+def _check_workdir_holds(ckpt: checkpoint.Checkpointer, step: int, abstract_variables: dict, stage: str) -> None:
     saved_stage = ckpt.restore_meta(step).get("stage")
     if saved_stage not in (None, stage):
         raise TrainingError(f"{ckpt.directory} holds a checkpoint of stage {saved_stage!r}, not {stage!r}: use "
                             f"another workdir (to start from it, set config.init_from.<module>={ckpt.directory})")
     saved = ckpt.variables_shapes(step)
-    want = {k: tuple(v.shape) for k, v in flat(abstract).items()}
+    want = {k: tuple(v.shape) for k, v in flat(abstract_variables).items()}
     diff = sorted(set(saved) ^ set(want)) + sorted(k for k in set(saved) & set(want) if saved[k] != want[k])
     if diff:
         detail = "\n  ".join(f"{k}: checkpoint {saved.get(k)}, config {want.get(k)}" for k in diff[:20])
@@ -49,69 +48,86 @@ def _with_sharding(abstract, sharding):
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, sharding)
 
 
-def _train_item(state) -> dict:
-    """What a checkpoint's `train` item holds: the state minus the model variables."""
+def train_item(state) -> dict:
+    """What a checkpoint's `train` item holds: the state minus the model variables (works on
+    states, abstract states and trees of shardings alike)."""
     return {k: v for k, v in vars(state).items() if k not in state.VARIABLE_FIELDS}
 
 
-@dataclasses.dataclass
-class Task:
-    """What differs between trainers (the depth stages, STE pretraining); `run` does the rest."""
+def restore_or_initialize(ckpt: checkpoint.Checkpointer, stage: str, make_state: Callable, state_shardings,
+                          abstract_variables: dict, initial_variables: Callable[[], dict]):
+    """The state of the latest checkpoint in the workdir, or a fresh one from `initial_variables()`.
 
-    name: str
-    abstract_variables: dict              # shapes of what `variables_of` returns
-    abstract_state: Any
-    shardings: Any                        # of the state
-    variable_shardings: Any               # of abstract_variables
-    init_state: Callable[[], Any]         # a fresh state (official init, init_from), sharded
-    state_from: Callable[[dict, dict], Any]   # (variables, train item) -> state, on restore
-    step_fn: Callable                     # jitted (state, batch) -> (state, metrics)
-    batches_from: Callable[[int], Iterator]   # start step -> global batches
-    num_steps: int
-    panel: Callable[[Any, dict], np.ndarray] | None = None
-
-
-def run(config, workdir: str, task: Task):
-    """Restore or initialise, then train `task.num_steps` steps with checkpoints and logs."""
-    ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.checkpoint.keep)
+    `make_state(variables) -> state` splits model variables into a train state; the
+    restored arrays are read straight onto `state_shardings` (any mesh, any number of hosts).
+    """
     latest = ckpt.latest_step()
-    if latest is not None:
-        _check_same_config(ckpt, latest, task.abstract_variables, task.name)
-        variables, train_item = ckpt.restore_train(
-            latest, _with_sharding(task.abstract_variables, task.variable_shardings),
-            _with_sharding(_train_item(task.abstract_state), _train_item(task.shardings)))
-        state = task.state_from(variables, train_item)
-        logging.info("resumed from %s step %d", workdir, latest)
-    else:
-        state = task.init_state()
-    first_step = int(state.step)
-    if first_step >= task.num_steps:
-        logging.warning("%s is at step %d, at or past num_train_steps=%d: nothing to train", workdir, first_step,
-                        task.num_steps)
+    if latest is None:
+        return jax.jit(make_state, out_shardings=state_shardings)(initial_variables())
+    _check_workdir_holds(ckpt, latest, abstract_variables, stage)
+    abstract_state = jax.eval_shape(make_state, abstract_variables)
+    variables, item = ckpt.restore_train(
+        latest, _with_sharding(abstract_variables, state_shardings.variables()),
+        _with_sharding(train_item(abstract_state), train_item(state_shardings)))
+    restore = jax.jit(lambda v, t: make_state(v).replace(**t), out_shardings=state_shardings)
+    state = restore(variables, item)
+    console.say(f"resumed from {ckpt.directory} at step {latest}")
+    return state
+
+
+class _BestCheckpoint:
+    """Keeps the variables of the best evaluation so far in `workdir/best` (survives resuming)."""
+
+    def __init__(self, workdir: str, metric: str):
+        from s2r_jax.config_schema import LOWER_IS_BETTER
+        self.metric, self.lower = metric, metric in LOWER_IS_BETTER
+        self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, BEST), max_to_keep=1, async_save=False)
+        step = self.ckpt.latest_step()
+        self.value = self.ckpt.restore_meta(step)["best"]["value"] if step is not None else None
+
+    def offer(self, step: int, value: float, variables, meta: dict) -> bool:
+        better = self.value is None or (value < self.value if self.lower else value > self.value)
+        if better:
+            self.value = value
+            self.ckpt.save(step, variables, {**meta, "best": {"metric": self.metric, "value": value, "step": step}},
+                           force=True)
+        return better
+
+
+def _averaged_metrics(names):
+    return clu_metrics.Collection.create(**{k: clu_metrics.Average.from_output(k) for k in names})
+
+
+def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step: Callable, batches: Iterator,
+          num_steps: int, *, panel: Callable | None = None, evaluate: Callable | None = None):
+    """Run `train_step` from the state's step to `num_steps`, with logs, evaluation and checkpoints.
+
+    `panel(state, batch) -> uint8 image` and `evaluate(state) -> {metric: value}` are
+    called on every host (they gather across hosts); host 0 writes what they return.
+    """
+    first_step = int(distributed.host_value(state.step))
+    if first_step >= num_steps:
+        console.say(f"{workdir} is at step {first_step}, at or past num_train_steps={num_steps}: nothing to train")
         ckpt.close()
         return state
-    batches = task.batches_from(first_step)
-    multihost = jax.process_count() > 1
-
-    is_host0 = jax.process_index() == 0
-    writer = metric_writers.create_default_writer(workdir, just_logging=not is_host0)
+    writer = metric_writers.create_default_writer(workdir, just_logging=not distributed.is_host0())
     if first_step == 0:
         writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                               for k, v in flat(config.to_dict()).items()})
-    panel = task.panel if not multihost else None  # the panel reads the global batch: single host only
-    if task.panel and multihost:
-        logging.info("image panels are off on %d hosts", jax.process_count())
-    hooks = [periodic_actions.ReportProgress(num_train_steps=task.num_steps, writer=writer,
-                                             every_steps=config.log.every_steps)]
-    if config.log.profile and is_host0:
-        hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5))
-    meta = {"written_by": "s2r_jax.train", "stage": task.name, "config": json.loads(config.to_json_best_effort())}
+    meta = {"written_by": "s2r_jax.train", "stage": config.stage, "config": json.loads(config.to_json_best_effort())}
+    eval_every = config.eval.every_steps if evaluate is not None else 0
+    best = _BestCheckpoint(workdir, config.eval.best_metric) if eval_every else None
+    hooks = [periodic_actions.Profile(logdir=workdir, num_profile_steps=5)] if (
+        config.log.profile and distributed.is_host0()) else []
+    progress = console.Progress(first_step, num_steps)
+    console.say(f"training {config.stage}: steps {first_step + 1}..{num_steps} on {jax.device_count()} device(s)"
+                + (f" of {jax.process_count()} processes" if distributed.multihost() else "") + f"; workdir {workdir}")
 
     stop = {"signal": None}
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
 
     def check_finite(step):
-        bad = int(state.bad_step)
+        bad = int(distributed.host_value(state.bad_step))
         if bad >= 0:
             ckpt.wait_until_finished()
             raise TrainingError(f"loss or gradient became NaN/Inf at step {bad}; stopped at step {step}. "
@@ -120,77 +136,61 @@ def run(config, workdir: str, task: Task):
     def save(step, force=False):
         check_finite(step)
         if ckpt.latest_step() != step:
-            ckpt.save(step, state.variables(), meta, _train_item(state), force=force)
+            ckpt.save(step, state.variables(), meta, train_item(state), force=force)
 
-    num_steps = task.num_steps
+    def run_evaluation(step):
+        results = evaluate(state)
+        writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+        improved = best.offer(step, results[best.metric], state.variables(), meta)
+        shown = " ".join(f"{k} {results[k]:.4f}" for k in ("abs_rel", "rmse", "a1") if k in results)
+        console.say(f"eval at step {step}: {shown}" + (f" (best {best.metric} so far)" if improved else ""))
+
+    averaged = None
     try:
         for step in range(first_step + 1, num_steps + 1):
             batch = next(batches)
-            state, metrics = task.step_fn(state, batch)
+            state, metrics = train_step(state, batch)
+            update = _averaged_metrics(sorted(metrics)).single_from_model_output(**metrics)
+            averaged = update if averaged is None else averaged.merge(update)
             for hook in hooks:
                 hook(step)
             if step % config.log.every_steps == 0 or step == num_steps:
                 check_finite(step)
-                writer.write_scalars(step, {k: float(v) for k, v in jax.device_get(metrics).items()})
+                scalars = {k: float(distributed.host_value(v)) for k, v in averaged.compute().items()}
+                averaged = None
+                writer.write_scalars(step, scalars)
+                shown = {k: scalars[k] for k in ("loss", "loss_gen", "loss_dis") if k in scalars}
+                console.say(progress.line(step, shown))
             if panel and config.log.image_every_steps and (
                     step % config.log.image_every_steps == 0 or step == num_steps):
                 writer.write_images(step, {"panel": panel(state, batch)})
+            if eval_every and (step % eval_every == 0 or step == num_steps):
+                check_finite(step)
+                run_evaluation(step)
             if step % config.checkpoint.every_steps == 0 and step != num_steps:
                 save(step)
-            if _should_stop(stop["signal"] is not None, multihost, step, config.log.every_steps):
-                logging.warning("signal %s: saving step %d and exiting", stop["signal"], step)
+            if _should_stop(stop["signal"] is not None, step, config.log.every_steps):
+                console.say(f"signal {stop['signal'] or 'on another host'}: saving step {step} and exiting")
                 save(step, force=True)
                 break
         else:
-            if first_step < num_steps:
-                save(num_steps, force=True)
+            save(num_steps, force=True)
+            console.say(f"finished {config.stage} at step {num_steps}: checkpoints in {workdir}; "
+                        f"TensorBoard: tensorboard --logdir {workdir}")
     finally:
         signal.signal(signal.SIGTERM, previous)
         ckpt.close()
+        if best is not None:
+            best.ckpt.close()
         writer.flush()
     return state
 
 
-def _should_stop(signalled: bool, multihost: bool, step: int, every: int) -> bool:
-    """On one host, stop at once; on several, all hosts must stop at the same step (the save
-    is collective), so they agree every `every` steps on whether any host was signalled."""
-    if not multihost:
+def _should_stop(signalled: bool, step: int, every: int) -> bool:
+    """On one host, stop at once; on several, all must stop at the same step (the save is
+    collective), so they agree every `every` steps on whether any host was signalled."""
+    if not distributed.multihost():
         return signalled
     if step % every:
         return False
-    from jax.experimental import multihost_utils
-    return bool(np.any(multihost_utils.process_allgather(np.array(signalled))))
-
-
-def train(config, workdir: str) -> TrainState:
-    """Train a depth stage (configs/struct_decoder.py, dsa_depth.py, finetune_kitti.py)."""
-    validate(config)
-    maybe_initialize_distributed(config)
-    mesh = make_mesh(config)
-    model = build_model(config)
-    steps_per_epoch = max(1, pipeline.num_examples(config.data) // config.data.batch_size)
-    tx = make_optimizer(config, steps_per_epoch)
-    abstract = abstract_variables(model, config)
-    abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
-    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
-    new_state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)
-    restored = jax.jit(lambda v, t: create_state(v, config, tx).replace(**t), out_shardings=shardings)
-    step_fn = jit_train_step(make_train_step(model, config, tx, learning_rate_schedule(config, steps_per_epoch)),
-                             shardings, batching.batch_sharding(mesh), replicated(mesh))
-    predict = jax.jit(lambda v, x: model.apply(v, x, use_attention=config.use_attention))
-
-    def panel(state, batch):
-        k = config.log.num_images
-        image = jax.device_get(batch["image"])[:k]
-        out = jax.device_get(predict(state.variables(), image))
-        return panels.training_panel(image, out, jax.device_get(batch["depth"])[:k])
-
-    task = Task(
-        name=config.stage, abstract_variables=abstract, abstract_state=abstract_state, shardings=shardings,
-        variable_shardings=state_sharding(abstract, mesh, config.param_sharding),
-        init_state=lambda: new_state(initial_variables(config, abstract, jax.random.key(config.seed))),
-        state_from=restored, step_fn=step_fn,
-        batches_from=lambda start: batching.prefetch_to_mesh(
-            pipeline.train_iterator(config.data, start_step=start), mesh),
-        num_steps=config.num_train_steps or config.num_epochs * steps_per_epoch, panel=panel)
-    return run(config, workdir, task)
+    return distributed.any_host(signalled)

@@ -1,7 +1,14 @@
-"""Colourised image panels for TensorBoard and the demo (NumPy only)."""
+"""Colourised image panels for TensorBoard and the demo.
+
+Panels are drawn from the first rows of a global batch, gathered to every host (on
+several hosts the batch is spread over them); host 0 writes them.
+"""
 from __future__ import annotations
 
+import jax
 import numpy as np
+
+from s2r_jax import distributed
 
 # Anchor colours of a jet-like map (dark blue -> cyan -> yellow -> dark red), as the
 # official code's TensorBoard images used matplotlib's 'jet'.
@@ -41,3 +48,10 @@ def training_panel(image, outputs: dict, gt_depth) -> np.ndarray:
             cols.append(colourise(outputs[k]))
     cols += [colourise(outputs["depth"][-1], -1.0, 1.0), colourise(gt_depth, -1.0, 1.0)]
     return panel(cols)
+
+
+def first_rows(tree, k: int):
+    """The first `k` rows of every (global) array of a tree, as NumPy on every host (a collective
+    on several hosts: every host must call it)."""
+    take = jax.jit(lambda x: x[:k])
+    return jax.tree.map(lambda x: distributed.gather(take(x)), tree)

@@ -9,8 +9,6 @@ the sharding of their parameter.
 """
 from __future__ import annotations
 
-import os
-
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -18,20 +16,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 FSDP_MIN_SIZE = 2 ** 18  # arrays smaller than this (biases, norms, small kernels) stay replicated
 
 
-_DISTRIBUTED = {"initialized": False}
-
-
-def maybe_initialize_distributed(config) -> None:
-    """`jax.distributed.initialize()` when asked (config.distributed) or set up by the
-    environment, once per process (the demo trains several stages in one process)."""
-    if (config.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS")) and not _DISTRIBUTED["initialized"]:
-        jax.distributed.initialize()
-        _DISTRIBUTED["initialized"] = True
-
-
-def make_mesh(config) -> Mesh:
-    shape = tuple(config.mesh.shape)
-    axes = tuple(config.mesh.axes)
+def make_mesh(shape=(-1,), axes=("data",)) -> Mesh:
+    """A mesh over every device of every host (`config.mesh`; -1: what the other axes leave)."""
+    shape, axes = tuple(shape), tuple(axes)
+    requested = shape
     if "data" not in axes:
         raise ValueError(f"config.mesh.axes must contain 'data' (the batch axis), got {axes}")
     n = jax.device_count()
@@ -39,7 +27,7 @@ def make_mesh(config) -> Mesh:
         known = int(np.prod([s for s in shape if s != -1]))
         shape = tuple(n // known if s == -1 else s for s in shape)
     if int(np.prod(shape)) != n:
-        raise ValueError(f"config.mesh.shape {tuple(config.mesh.shape)} does not cover the {n} devices")
+        raise ValueError(f"config.mesh.shape {requested} does not cover the {n} devices")
     return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
 
 

@@ -22,9 +22,9 @@ IMPROVED_DIR = "data_depth_annotated"
 
 class Builder(tfds.core.GeneratorBasedBuilder):
     name = "kitti_eigen"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
-    disable_shuffling = True  # keep the official list's order: predictions are matched to it
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "Frames stored in the list's order (1.0.0 stored them in TFDS's hashed order)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Download KITTI raw (https://www.cvlibs.net/datasets/kitti/raw_data.php): the synced+rectified
     drives of the Eigen split and the calibration archives of their dates, unpacked as
@@ -64,6 +64,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "name": tfds.features.Text(),
             }),
             homepage="https://www.cvlibs.net/datasets/kitti/",
+            # keep the list's order (predictions are matched to it): TFDS keeps an order only with
+            # DatasetInfo.disable_shuffling, sorting by key, so each frame's key is its list index
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
@@ -77,7 +80,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return gens
 
     def _generate_examples(self, frames, split):
-        for frame in progress(frames, f"kitti_eigen {split}", every=100):
+        for index, frame in enumerate(progress(frames, f"kitti_eigen {split}", every=100)):
             shape = imageio.read_rgb(frame.image).shape[:2]  # decoded: a corrupt image fails here, named
             gt = {v: kitti_gt.velodyne_depth(frame.calib_dir, frame.velodyne, shape, value=v)
                   for v in ("camera_z", "velodyne_x")}
@@ -87,7 +90,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     raise DataFormatError(f"{frame.depth}: {improved.shape} does not match its image {shape}")
             else:
                 improved = np.zeros(shape, np.uint16)
-            yield frame.key, {
+            yield index, {
                 "image": frame.image,
                 "depth_camera_z": gt["camera_z"],
                 "depth_velodyne_x": gt["velodyne_x"],

@@ -12,9 +12,9 @@ from s2r_jax.data.builders.common import checked_pair, progress
 
 class Builder(tfds.core.GeneratorBasedBuilder):
     name = "nyu_depth_test"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
-    disable_shuffling = True  # keep the official list's order: predictions are matched to it
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "Frames stored in the list's order (1.0.0 stored them in TFDS's hashed order)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     The 654 NYU Depth v2 test frames as colour JPEG and 16-bit depth PNG in millimetres, e.g.
     as extracted from nyu_depth_v2_labeled.mat by the BTS/monodepth test scripts:
@@ -38,6 +38,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             }),
             supervised_keys=("image", "depth"),
             homepage="https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html",
+            # keep the list's order (predictions are matched to it): TFDS keeps an order only with
+            # DatasetInfo.disable_shuffling, sorting by key, so each frame's key is its list index
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
@@ -45,7 +48,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {"test": self._generate_examples(frames)}
 
     def _generate_examples(self, frames):
-        for frame in progress(frames, "nyu_depth_test", every=100):
+        for index, frame in enumerate(progress(frames, "nyu_depth_test", every=100)):
             checked_pair(frame)
-            yield frame.key, {"image": frame.image, "depth": frame.depth, "focal": np.float32(frame.focal or 0.0),
+            yield index, {"image": frame.image, "depth": frame.depth, "focal": np.float32(frame.focal or 0.0),
                               "name": frame.key}

@@ -16,30 +16,12 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
+import numpy as np
 import optax
 
-from s2r_jax.data.config import data_config
 from s2r_jax.models.structure_translation import Discriminators, StructureTranslator
-
-
-def ste_default_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.stage = "ste_pretrain"
-    c.seed = 0
-    c.model = ml_collections.ConfigDict(dict(encoder_dim=64, style_dim=8, mlp_dim=256, dis_dim=64, dtype="float32"))
-    c.data = data_config(batch_size=8)  # domain a: synthetic images (the depth is not used)
-    c.style_images = ""                 # domain b: a folder of images (any style; no real KITTI needed)
-    c.loss = ml_collections.ConfigDict(dict(gan=1.0, recon_x=10.0, recon_s=1.0, recon_c=1.0, recon_cyc=10.0))
-    c.optimizer = ml_collections.ConfigDict(dict(
-        learning_rate=1e-4, b1=0.5, b2=0.999, weight_decay=1e-4, decay_every_steps=100_000, decay_factor=0.5))
-    c.num_train_steps = 1_000_000       # MUNIT's max_iter
-    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=10_000, keep=3))
-    c.log = ml_collections.ConfigDict(dict(every_steps=100, image_every_steps=1000, num_images=4, profile=False))
-    c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",)))
-    c.param_sharding = "replicated"
-    c.distributed = False
-    return c
+from s2r_jax.training import panels
+from s2r_jax.training.init import munit_init
 
 
 @flax.struct.dataclass
@@ -110,7 +92,7 @@ def make_step(config, tx: optax.GradientTransformation):
 
     def step(state: STEState, batch):
         x_a, x_b = batch["a"], batch["b"]
-        key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+        key = jax.random.fold_in(jax.random.key(config.init_seed), state.step)
         s_a, s_b = jax.random.normal(key, (2, x_a.shape[0], style_dim), jnp.float32)
 
         def dis_loss(dp):
@@ -145,7 +127,8 @@ def make_step(config, tx: optax.GradientTransformation):
         norms = {"grad_norm_gen": optax.tree.norm(grads_g), "grad_norm_dis": optax.tree.norm(grads_d)}
         ok = jnp.isfinite(loss_g) & jnp.isfinite(loss_d) & jnp.isfinite(norms["grad_norm_gen"]) & jnp.isfinite(
             norms["grad_norm_dis"])
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        apply = ok & (state.bad_step < 0)  # nothing is applied after the first non-finite step
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, old)
         state = state.replace(step=state.step + 1, gen_params=keep(gen_params, state.gen_params),
                               dis_params=keep(dis_params, state.dis_params), gen_opt=keep(gen_opt, state.gen_opt),
                               dis_opt=keep(dis_opt, state.dis_opt),
@@ -153,3 +136,26 @@ def make_step(config, tx: optax.GradientTransformation):
         return state, {"loss_gen": loss_g, "loss_dis": loss_d, **terms, **norms}
 
     return step
+
+
+def initial_variables(config, abstract: dict) -> dict:
+    """MUNIT's initialisation of the translation networks and discriminators."""
+    return jax.tree.map(np.asarray, munit_init(abstract, jax.random.key(config.init_seed)))
+
+
+def make_panel(config):
+    """`panel(state, batch) -> uint8 image`: A | B | A's structure in B's style | A reconstructed."""
+    gen, _ = build_models(config)
+
+    @jax.jit
+    def draw(gen_params, x_a, x_b):
+        ab = gen.apply({"params": gen_params}, x_a, x_b, method=StructureTranslator.translate)
+        code, style = gen.apply({"params": gen_params}, x_a, "a", method=StructureTranslator.encode)
+        rec = gen.apply({"params": gen_params}, code, style, "a", method=StructureTranslator.decode)
+        return {"a": x_a, "b": x_b, "ab": ab, "rec": rec}
+
+    def panel(state: STEState, batch) -> np.ndarray:
+        rows = panels.first_rows(draw(state.gen_params, batch["a"], batch["b"]), config.log.num_images)
+        return panels.panel([panels.image_to_uint8(rows[k]) for k in ("a", "b", "ab", "rec")])
+
+    return panel

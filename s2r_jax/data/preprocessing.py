@@ -1,0 +1,65 @@
+"""Image preprocessing as the official code does it, in Pillow: the one path that training,
+evaluation and prediction share (no tensorflow).
+
+The official test reads `Image.open(path).convert('RGB')`, resizes it with
+`transforms.Resize((H, W), Image.BICUBIC)` (Pillow's bicubic, which widens its kernel
+when shrinking), then `ToTensor()` (x / 255) and `Normalize(0.5, 0.5)`. Doing exactly
+that here, rather than tf.image's bicubic, is what makes evaluation reproduce the
+official numbers end to end from the image files (tf.image's kernel differs from
+Pillow's by up to ~7/255 per pixel).
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+# KB crop (KITTI benchmark / BTS / ZoeDepth `do_kb_crop`): the bottom-centred 352x1216 window.
+KB_HEIGHT, KB_WIDTH = 352, 1216
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG bytes -> uint8 (H, W, 3), as `Image.open(...).convert('RGB')`."""
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def resize_rgb(rgb: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """uint8 (h, w, 3) -> uint8 (H, W, 3), `size` = (H, W), Pillow bicubic as the official Resize."""
+    h, w = (int(s) for s in size)
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+
+
+def normalise(rgb: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """uint8 -> [-1, 1] as ToTensor + Normalize(0.5, 0.5): (x / 255 - 0.5) / 0.5, in `dtype`."""
+    t = np.dtype(dtype).type
+    x = rgb.astype(t)
+    return (x / t(255) - t(0.5)) / t(0.5)
+
+
+def kb_offsets(shape: Sequence[int]) -> tuple[int, int]:
+    """(top, left) of the KB crop in an image of `shape` = (H, W, ...), as ZoeDepth computes them."""
+    h, w = int(shape[0]), int(shape[1])
+    if h < KB_HEIGHT or w < KB_WIDTH:
+        raise ValueError(f"the KB crop needs an image of at least {KB_HEIGHT}x{KB_WIDTH}, got {h}x{w}")
+    return h - KB_HEIGHT, (w - KB_WIDTH) // 2
+
+
+def kb_crop(array: np.ndarray) -> np.ndarray:
+    """The bottom-centred 352x1216 window of an image or depth map (H, W, ...)."""
+    top, left = kb_offsets(array.shape)
+    return array[top:top + KB_HEIGHT, left:left + KB_WIDTH]
+
+
+def model_input(rgb: np.ndarray, size: Sequence[int], dtype=np.float32, crop: str = "none") -> np.ndarray:
+    """What an S2R-DepthNet takes, from a uint8 image of any size: optionally KB-cropped
+    (`crop='kb'`, what ZoeDepth's KITTI protocol predicts), resized to `size` (H, W), in [-1, 1]."""
+    if crop == "kb":
+        rgb = kb_crop(rgb)
+    elif crop != "none":
+        raise ValueError(f"unknown image crop {crop!r}; choose 'none' or 'kb'")
+    return normalise(resize_rgb(rgb, size), dtype)

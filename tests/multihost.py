@@ -1,0 +1,96 @@
+"""A real multi-process JAX cluster on this machine, for tests: K processes of train.py or
+eval.py joined by jax.distributed over 127.0.0.1, each with its own CPU devices and gloo
+collectives.
+
+Only the loopback interface is used (a free port on 127.0.0.1 for the coordinator; gloo
+binds 127.0.0.1 too, see s2r_jax.distributed), every process runs under a hard timeout in
+its own session, and every child is killed and reaped on exit, whatever happens.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`program` (train.py or eval.py) with `args` on `num_processes` processes of
+    `devices_per_process` CPU devices each; per-process extra args in `extra[i]`."""
+
+    def __init__(self, program: str, args: list[str], num_processes: int, devices_per_process: int, logdir: str,
+                 cache_dir: str, extra: dict | None = None, heartbeat_s: int = 10):
+        port = free_port()
+        os.makedirs(logdir, exist_ok=True)
+        self.logdir, self.procs, self.started = logdir, [], time.monotonic()
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices_per_process),
+               "JAX_ENABLE_X64": "1", "JAX_COMPILATION_CACHE_DIR": cache_dir,
+               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5", "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        for i in range(num_processes):
+            cmd = [sys.executable, os.path.join(ROOT, program), *args, "--config.distributed=True",
+                   f"--config.cluster.coordinator_address=127.0.0.1:{port}",
+                   f"--config.cluster.num_processes={num_processes}", f"--config.cluster.process_id={i}",
+                   f"--config.cluster.heartbeat_timeout_s={heartbeat_s}", *(extra or {}).get(i, [])]
+            out = open(os.path.join(logdir, f"process{i}.out"), "w")
+            err = open(os.path.join(logdir, f"process{i}.err"), "w")
+            self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT,
+                                               start_new_session=True))
+            out.close()
+            err.close()
+
+    def output(self, i: int, stream: str = "out") -> str:
+        with open(os.path.join(self.logdir, f"process{i}.{stream}")) as f:
+            return f.read()
+
+    def wait(self, timeout: float) -> list[int]:
+        """Return codes of all processes; kills everything and fails past `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+                logs = "\n".join(f"--- process {i}\n{self.output(i)[-2000:]}\n{self.output(i, 'err')[-2000:]}"
+                                 for i in range(len(self.procs)))
+                raise AssertionError(f"the cluster did not finish within {timeout} s\n{logs}")
+        return [p.returncode for p in self.procs]
+
+    def wait_for(self, condition, timeout: float, poll: float = 0.2) -> None:
+        """Wait until `condition()` holds (fails past `timeout`, or if a process ended first)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                self.kill_all()
+                raise AssertionError(f"condition not met within {timeout} s")
+            if any(p.poll() is not None for p in self.procs):
+                raise AssertionError(f"a process ended before the condition held: "
+                                     f"{[p.returncode for p in self.procs]}\n{self.output(0, 'err')[-3000:]}")
+            time.sleep(poll)
+
+    def signal(self, i: int, signum: int) -> None:
+        self.procs[i].send_signal(signum)
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs:
+            p.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill_all()
