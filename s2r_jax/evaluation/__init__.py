@@ -15,8 +15,11 @@ from s2r_jax.evaluation.metrics import (
     evaluate_frame,
     format_table,
     get_protocol,
+    input_window,
     kb_crop,
+    make3d_image_window,
     mean_metrics,
+    resize_nearest,
     upsample_to,
 )
 
@@ -32,7 +35,10 @@ __all__ = [
     "evaluate_frame",
     "format_table",
     "get_protocol",
+    "input_window",
     "kb_crop",
+    "make3d_image_window",
     "mean_metrics",
+    "resize_nearest",
     "upsample_to",
 ]

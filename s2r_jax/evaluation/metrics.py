@@ -57,7 +57,8 @@ import numpy as np
 METRIC_NAMES: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "a1", "a2", "a3")
 OFFICIAL_METRIC_ORDER: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
-CROPS: Tuple[str, ...] = ("none", "garg", "eigen", "kb_garg", "nyu_eigen")
+CROPS: Tuple[str, ...] = ("none", "garg", "eigen", "kb_garg", "nyu_eigen", "zoedepth_eigen", "cityscapes",
+                          "make3d_c1")
 MEDIAN_SCALINGS: Tuple[str, ...] = ("official", "monodepth2", "none")
 
 # Garg et al., ECCV 2016 crop, as fractions of (H, H, W, W): rows [top, bottom), cols [left, right).
@@ -69,6 +70,12 @@ NYU_EIGEN_BOX = (45, 471, 41, 601)
 NYU_EIGEN_SHAPE = (480, 640)
 # KB crop (Kitti benchmark / BTS / ZoeDepth "do_kb_crop"): the bottom-centred 352x1216 window.
 KB_HEIGHT, KB_WIDTH = 352, 1216
+# Cityscapes (ManyDepth's evaluate_depth.py): the model sees the image without its bottom 25 %
+# (the ego car): rows [0, round(0.75 H)); evaluation uses rows 256: and columns 192:1856 of that.
+CITYSCAPES_KEEP_FRACTION, CITYSCAPES_BOX = 0.75, (256, None, 192, 1856)
+# Make3D C1 (T2Net / GASDA / monodepth evaluations): the image is centre-cropped to 2:1 and the
+# 55-row laser grid to its 21 middle rows, int((55 - 21) / 2):int((55 + 21) / 2) = 17:38.
+MAKE3D_GRID_ROWS, MAKE3D_CROP_ROWS = 55, 21
 
 _SCALING_TEXT = {
     "official": "clamp prediction to range, then median-scale; no clamp after",
@@ -88,9 +95,18 @@ class Protocol:
 
     crop: 'garg' | 'eigen' (KITTI fractions of the image size, any KITTI size) |
       'kb_garg' (KB crop to 352x1216, then the Garg fractions of the 352x1216 image) |
-      'nyu_eigen' (rows 45:471, cols 41:601 of a 480x640 image) | 'none'.
+      'nyu_eigen' (rows 45:471, cols 41:601 of a 480x640 image) |
+      'zoedepth_eigen' (the same box by absolute indices on an image of any size, clipped
+      to it: ZoeDepth's compute_metrics with eigen_crop on every dataset but KITTI) |
+      'cityscapes' (ManyDepth: the prediction covers rows [0, round(0.75 H)); rows 256: and
+      columns 192:1856 of those are evaluated) |
+      'make3d_c1' (Make3D C1: the prediction covers the 2:1 centre crop of the image and is
+      compared, resized by nearest neighbour as cv2.INTER_NEAREST does, with rows 17:38 of
+      the 55x305 laser grid) | 'none'.
+      For the three window crops (kb_garg, cityscapes, make3d_c1) see `input_window`.
     min_depth, max_depth: valid ground truth is min_depth < gt < max_depth; the
       prediction is clamped to [min_depth, max_depth] (when, depends on the scaling).
+      min_depth may be 0 (ZoeDepth's SUN RGB-D and iBims-1 settings: any gt > 0).
     median_scaling: 'official' (S2R test.py: clamp, then scale by median(gt)/median(pred)
       over the valid pixels, no clamp after) | 'monodepth2' (scale the raw prediction,
       then clamp) | 'none' (clamp only).
@@ -112,8 +128,8 @@ class Protocol:
         if self.median_scaling not in MEDIAN_SCALINGS:
             raise ValueError(f"protocol {self.name!r}: unknown median_scaling {self.median_scaling!r}; "
                              f"choose one of {MEDIAN_SCALINGS}")
-        if not (np.isfinite(self.min_depth) and np.isfinite(self.max_depth)) or not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"protocol {self.name!r}: need 0 < min_depth < max_depth, got "
+        if not (np.isfinite(self.min_depth) and np.isfinite(self.max_depth)) or not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(f"protocol {self.name!r}: need 0 <= min_depth < max_depth, got "
                              f"{self.min_depth}..{self.max_depth}")
 
     def to_dict(self) -> Dict[str, Any]:
@@ -227,12 +243,52 @@ def _fraction_box(h: int, w: int, fractions: Sequence[float]) -> Box:
     return int(f0 * h), int(f1 * h), int(f2 * w), int(f3 * w)
 
 
+def _clipped_box(h: int, w: int, top: int, bottom: Optional[int], left: int, right: Optional[int]) -> Box:
+    """The box numpy slicing [top:bottom, left:right] selects in an (h, w) image."""
+    rows, cols = range(h)[top:bottom], range(w)[left:right]
+    return rows.start, max(rows.start, rows.stop), cols.start, max(cols.start, cols.stop)
+
+
+def _make3d_rows(h: int) -> Tuple[int, int]:
+    if h != MAKE3D_GRID_ROWS:
+        raise ValueError(f"the Make3D C1 crop is defined on the {MAKE3D_GRID_ROWS}-row laser grid, got {h} rows")
+    return int((h - MAKE3D_CROP_ROWS) / 2), int((h + MAKE3D_CROP_ROWS) / 2)
+
+
+def input_window(shape: Sequence[int], crop: str) -> Box:
+    """(top, bottom, left, right): the part of a ground-truth frame of `shape` that the
+    prediction covers under `crop` -- what the model is shown.
+
+    'kb_garg': the KB crop; 'cityscapes': rows [0, round(0.75 H)) (Python's round, as
+    ManyDepth); 'make3d_c1': the grid rows 17:38 that match the image's 2:1 centre crop
+    (`make3d_image_window` gives the image's rows); any other crop: the whole frame.
+    """
+    h, w = _shape2(shape)
+    if crop == "kb_garg":
+        top, left = kb_offsets((h, w))
+        return top, top + KB_HEIGHT, left, left + KB_WIDTH
+    if crop == "cityscapes":
+        return 0, int(round(h * CITYSCAPES_KEEP_FRACTION)), 0, w
+    if crop == "make3d_c1":
+        return (*_make3d_rows(h), 0, w)
+    return 0, h, 0, w
+
+
+def make3d_image_window(shape: Sequence[int]) -> Box:
+    """The 2:1 centre crop of a Make3D image (2272x1704 portrait: rows 710:1562), which the
+    model is shown under 'make3d_c1': height = width / 2, as the C1 evaluations crop it."""
+    h, w = _shape2(shape)
+    new_h = w / 2
+    return int((h - new_h) / 2), int((h + new_h) / 2), 0, w
+
+
 def crop_box(shape: Sequence[int], crop: str) -> Box:
     """(top, bottom, left, right) of the evaluation crop for an image of `shape`.
 
     Rows top:bottom and columns left:right (exclusive ends), in `shape`'s pixel
     coordinates. For 'kb_garg' the box is the Garg box of the KB-cropped
-    352x1216 image, shifted back into the full image.
+    352x1216 image, shifted back into the full image; 'cityscapes' and 'make3d_c1'
+    likewise lie inside their `input_window`.
     """
     h, w = _shape2(shape)
     if crop == "none":
@@ -250,6 +306,14 @@ def crop_box(shape: Sequence[int], crop: str) -> Box:
             raise ValueError(f"the NYUv2 Eigen crop is defined for {NYU_EIGEN_SHAPE[0]}x{NYU_EIGEN_SHAPE[1]} "
                              f"images, got {h}x{w}")
         return NYU_EIGEN_BOX
+    if crop == "zoedepth_eigen":
+        # ZoeDepth's compute_metrics: eval_mask[45:471, 41:601] = 1 whatever the size.
+        return _clipped_box(h, w, *NYU_EIGEN_BOX)
+    if crop == "cityscapes":
+        _, kept, _, _ = input_window((h, w), crop)
+        return _clipped_box(kept, w, *CITYSCAPES_BOX)
+    if crop == "make3d_c1":
+        return (*_make3d_rows(h), 0, w)
     raise ValueError(f"unknown crop {crop!r}; choose one of {CROPS}")
 
 
@@ -293,6 +357,22 @@ def _lerp(x0: np.ndarray, w0: np.ndarray, x1: np.ndarray, w1: np.ndarray) -> np.
         fused = w0.astype(np.float64) * x0.astype(np.float64) + (w1 * x1).astype(np.float64)
         return fused.astype(np.float32)
     return w0 * x0 + w1 * x1
+
+
+def resize_nearest(pred: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Nearest-neighbour resize of a 2-D map to `shape`, as cv2.resize(INTER_NEAREST):
+    output (i, j) takes input (floor(i / (h_out / h_in)), floor(j / (w_out / w_in))),
+    clipped to the last row / column. The Make3D C1 evaluations resize this way."""
+    x = np.asarray(pred)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    h_out, w_out = _shape2(shape)
+
+    def taps(n_in, n_out):
+        inv_scale = 1.0 / (n_out / n_in)  # cv2: ifx = 1. / fx with fx = dsize / ssize, in double
+        return np.minimum(np.floor(np.arange(n_out) * inv_scale).astype(np.int64), n_in - 1)
+
+    return x[taps(x.shape[0], h_out)][:, taps(x.shape[1], w_out)]
 
 
 def upsample_to(pred: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -401,6 +481,10 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
       (default: when its shape is exactly the crop's and differs from gt's) and
       resized to 352x1216 like ZoeDepth does; otherwise as a prediction of the
       full frame: resized to gt's size, then KB-cropped.
+    For crops 'cityscapes' and 'make3d_c1' the ground truth is cut to `input_window`;
+      a prediction of exactly gt's shape is taken as one of the full frame (cut the
+      same way), any other as one of the window (what those protocols show the
+      model), resized to it (nearest neighbour for 'make3d_c1', as its evaluations do).
     index: the frame number, used in error messages.
 
     Returns the `METRIC_NAMES` metrics plus 'scale' (the median scale applied,
@@ -413,28 +497,26 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
     pred = _as_map(pred, "prediction", index)  # dtype kept: a float32 map is resized as torch does
     _check_prediction(pred, index)
 
-    inner_crop = protocol.crop
-    if protocol.crop == "kb_garg":
-        try:
-            gt_eval = kb_crop(gt)
-        except ValueError as e:
-            raise ValueError(f"{_where(index)}ground truth: {e}") from None
-        if pred_is_kb_cropped is None:
-            pred_is_kb_cropped = pred.shape == gt_eval.shape and pred.shape != gt.shape
-        if pred_is_kb_cropped:
-            pred_eval = upsample_to(pred, gt_eval.shape)
-        else:
-            pred_eval = kb_crop(upsample_to(pred, gt.shape))
-        inner_crop = "garg"
-    else:
-        gt_eval = gt
-        pred_eval = upsample_to(pred, gt.shape)
-    pred_eval = pred_eval.astype(np.float64)
-
     try:
-        region = crop_mask(gt_eval.shape, inner_crop)
+        top, bottom, left, right = input_window(gt.shape, protocol.crop)
+        region = crop_mask(gt.shape, protocol.crop)[top:bottom, left:right]
     except ValueError as e:
-        raise ValueError(f"{_where(index)}{e}") from None
+        raise ValueError(f"{_where(index)}ground truth: {e}") from None
+    gt_eval = gt[top:bottom, left:right]
+    if gt_eval.shape == gt.shape:
+        pred_eval = upsample_to(pred, gt.shape)
+    else:
+        if protocol.crop == "kb_garg":
+            of_window = pred_is_kb_cropped if pred_is_kb_cropped is not None else (
+                pred.shape == gt_eval.shape and pred.shape != gt.shape)
+        else:
+            of_window = pred.shape != gt.shape
+        if of_window:
+            resize = resize_nearest if protocol.crop == "make3d_c1" else upsample_to
+            pred_eval = resize(pred, gt_eval.shape)
+        else:
+            pred_eval = upsample_to(pred, gt.shape)[top:bottom, left:right]
+    pred_eval = pred_eval.astype(np.float64)
     lo, hi = float(protocol.min_depth), float(protocol.max_depth)
     with np.errstate(invalid="ignore"):
         mask = (gt_eval > lo) & (gt_eval < hi) & region
@@ -446,6 +528,9 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
     pred_v = pred_eval[mask]
     if protocol.median_scaling == "official":
         pred_v = np.clip(pred_v, lo, hi)
+        if np.median(pred_v) <= 0:  # only possible with min_depth 0
+            raise ValueError(f"{_where(index)}the median clamped prediction over the valid pixels is 0; "
+                             "median scaling is undefined")
         scale = float(np.median(gt_v) / np.median(pred_v))
         pred_v = pred_v * scale
     elif protocol.median_scaling == "monodepth2":
