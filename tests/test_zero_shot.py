@@ -152,6 +152,13 @@ def test_ground_truth_units_and_masks():
         zs.get_dataset("kitti")
 
 
+def test_image_windows_the_model_is_shown():
+    assert zs.DATASETS["make3d"].image_window("s2r", (2272, 1704)) == (710, 1562, 0, 1704)
+    assert zs.DATASETS["cityscapes"].image_window("zoedepth", (1024, 2048)) == (0, 768, 0, 2048)
+    assert zs.DATASETS["vkitti2"].image_window("zoedepth", (375, 1242)) == (23, 375, 13, 1229)
+    assert zs.DATASETS["sun_rgbd"].image_window("zoedepth", (530, 730)) == (0, 530, 0, 730)
+
+
 def test_every_dataset_has_two_printable_protocols():
     from s2r_jax.data import builders  # noqa: F401  (the TFDS names exist)
     for d in zs.DATASETS.values():

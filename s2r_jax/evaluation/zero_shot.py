@@ -31,7 +31,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from s2r_jax.evaluation import Protocol
+from s2r_jax.evaluation import Protocol, input_window, make3d_image_window
 
 PROTOCOL_KEYS: Tuple[str, ...] = ("zoedepth", "s2r")
 # ZoeDepth's mRI_theta metrics, in our metric names: delta_1, REL, RMSE.
@@ -67,6 +67,13 @@ class TransferDataset:
 
     def uses_mask(self, key: str) -> bool:
         return self.valid_feature is not None and key in self.masked
+
+    def image_window(self, key: str, image_shape: Sequence[int]) -> Tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the image to show the model under protocol `key`:
+        the KB crop (vkitti2), the top 75 % (Cityscapes), the 2:1 centre crop (Make3D,
+        whose image and laser grid differ in size), else the whole image."""
+        crop = self.protocol(key).crop
+        return make3d_image_window(image_shape) if crop == "make3d_c1" else input_window(image_shape, crop)
 
 
 def _zoedepth(name: str, crop: str, lo: float, hi: float, source: str) -> Protocol:
