@@ -4,6 +4,10 @@ r"""Build a TFDS dataset from the files as downloaded (no `tfds` CLI, no apache-
       --manual_dir /data/vkitti --data_dir ~/tensorflow_datasets
   python -m s2r_jax.data.build kitti_eigen --manual_dir /data/kitti_raw --data_dir DIR
   python -m s2r_jax.data.build nyu_depth_test --manual_dir /data/nyu_test --data_dir DIR
+  python -m s2r_jax.data.build diode --config outdoor --manual_dir /data/diode --data_dir DIR
+
+(every dataset, with its expected layout: builders/<name>/README.md, docs/data.md,
+docs/zero_shot.md)
 
 Every file is decoded once while building; a missing or malformed one stops the
 build with an error naming it (and its list line), and TFDS's write-then-rename
@@ -77,13 +81,15 @@ def _parse_split_files(items):
 
 def define_flags():
     """Only when run as a program: importing this module must not claim flag names."""
-    flags.DEFINE_string("config", None, "Builder config (virtual_kitti: 1.3.1 or 2).")
+    flags.DEFINE_string("config", None, "Builder config (virtual_kitti: 1.3.1 or 2; diode: indoor or outdoor; "
+                        "driving_stereo: test, sunny, cloudy, foggy or rainy).")
     flags.DEFINE_string("manual_dir", None, "Where the downloaded files were unpacked.")
     flags.DEFINE_string("data_dir", None, "TFDS data directory to write to (default: TFDS's own).")
     flags.DEFINE_multi_string("split_file", [], "virtual_kitti: SPLIT=LIST builds SPLIT from LIST (official "
                               "format) instead of the packaged lists; repeatable.")
     flags.DEFINE_string("train_list", None, "kitti_eigen: a train split list in the official KITTI format.")
-    flags.DEFINE_string("test_list", None, "kitti_eigen / nyu_depth_test: replace the packaged test list.")
+    flags.DEFINE_string("test_list", None, "kitti_eigen / nyu_depth_test / sun_rgbd: replace the packaged test "
+                        "list; hypersim: a split CSV in the official format (its test rows).")
     flags.DEFINE_string("improved_root", None, "kitti_eigen: where data_depth_annotated was unpacked "
                         "(default <manual_dir>/data_depth_annotated).")
     flags.DEFINE_bool("overwrite", False, "Rebuild even if the dataset exists.")
@@ -98,7 +104,8 @@ def main(argv):
     extra = {"split_files": _parse_split_files(f.split_file), "train_list": f.train_list,
              "test_list": f.test_list, "improved_root": f.improved_root}
     accepted = {"virtual_kitti": {"split_files"}, "kitti_eigen": {"train_list", "test_list", "improved_root"},
-                "nyu_depth_test": {"test_list"}}.get(argv[1], set())
+                "nyu_depth_test": {"test_list"}, "sun_rgbd": {"test_list"},
+                "hypersim": {"test_list"}}.get(argv[1], set())
     for key, value in extra.items():
         if value and key not in accepted:
             raise app.UsageError(f"--{key.rstrip('s') if key == 'split_files' else key} does not apply to {argv[1]}")

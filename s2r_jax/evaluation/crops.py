@@ -1,7 +1,7 @@
 """Evaluation crops (Garg, Eigen, KB + Garg, NYUv2 Eigen) as boxes and masks. NumPy only."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -15,6 +15,13 @@ EIGEN_FRACTIONS = (0.3324324, 0.91351351, 0.0359477, 0.96405229)
 # NYUv2 Eigen crop, defined for 480x640 images only (BTS / AdaBins / ZoeDepth: eval_mask[45:471, 41:601]).
 NYU_EIGEN_BOX = (45, 471, 41, 601)
 NYU_EIGEN_SHAPE = (480, 640)
+
+# Cityscapes (ManyDepth's evaluate_depth.py): the model sees the image without its bottom 25 %
+# (the ego car): rows [0, round(0.75 H)); evaluation uses rows 256: and columns 192:1856 of that.
+CITYSCAPES_KEEP_FRACTION, CITYSCAPES_BOX = 0.75, (256, None, 192, 1856)
+# Make3D C1 (T2Net / GASDA / monodepth evaluations): the image is centre-cropped to 2:1 and the
+# 55-row laser grid to its 21 middle rows, int((55 - 21) / 2):int((55 + 21) / 2) = 17:38.
+MAKE3D_GRID_ROWS, MAKE3D_CROP_ROWS = 55, 21
 
 Box = Tuple[int, int, int, int]
 
@@ -32,12 +39,52 @@ def _fraction_box(h: int, w: int, fractions: Sequence[float]) -> Box:
     return int(f0 * h), int(f1 * h), int(f2 * w), int(f3 * w)
 
 
+def _clipped_box(h: int, w: int, top: int, bottom: Optional[int], left: int, right: Optional[int]) -> Box:
+    """The box numpy slicing [top:bottom, left:right] selects in an (h, w) image."""
+    rows, cols = range(h)[top:bottom], range(w)[left:right]
+    return rows.start, max(rows.start, rows.stop), cols.start, max(cols.start, cols.stop)
+
+
+def _make3d_rows(h: int) -> Tuple[int, int]:
+    if h != MAKE3D_GRID_ROWS:
+        raise ValueError(f"the Make3D C1 crop is defined on the {MAKE3D_GRID_ROWS}-row laser grid, got {h} rows")
+    return int((h - MAKE3D_CROP_ROWS) / 2), int((h + MAKE3D_CROP_ROWS) / 2)
+
+
+def input_window(shape: Sequence[int], crop: str) -> Box:
+    """(top, bottom, left, right): the part of a ground-truth frame of `shape` that the
+    prediction covers under `crop` -- what the model is shown.
+
+    'kb_garg': the KB crop; 'cityscapes': rows [0, round(0.75 H)) (Python's round, as
+    ManyDepth); 'make3d_c1': the grid rows 17:38 that match the image's 2:1 centre crop
+    (`make3d_image_window` gives the image's rows); any other crop: the whole frame.
+    """
+    h, w = _shape2(shape)
+    if crop == "kb_garg":
+        top, left = kb_offsets((h, w))
+        return top, top + KB_HEIGHT, left, left + KB_WIDTH
+    if crop == "cityscapes":
+        return 0, int(round(h * CITYSCAPES_KEEP_FRACTION)), 0, w
+    if crop == "make3d_c1":
+        return (*_make3d_rows(h), 0, w)
+    return 0, h, 0, w
+
+
+def make3d_image_window(shape: Sequence[int]) -> Box:
+    """The 2:1 centre crop of a Make3D image (2272x1704 portrait: rows 710:1562), which the
+    model is shown under 'make3d_c1': height = width / 2, as the C1 evaluations crop it."""
+    h, w = _shape2(shape)
+    new_h = w / 2
+    return int((h - new_h) / 2), int((h + new_h) / 2), 0, w
+
+
 def crop_box(shape: Sequence[int], crop: str) -> Box:
     """(top, bottom, left, right) of the evaluation crop for an image of `shape`.
 
     Rows top:bottom and columns left:right (exclusive ends), in `shape`'s pixel
     coordinates. For 'kb_garg' the box is the Garg box of the KB-cropped
-    352x1216 image, shifted back into the full image.
+    352x1216 image, shifted back into the full image; 'cityscapes' and 'make3d_c1'
+    likewise lie inside their `input_window`.
     """
     h, w = _shape2(shape)
     if crop == "none":
@@ -55,6 +102,14 @@ def crop_box(shape: Sequence[int], crop: str) -> Box:
             raise ValueError(f"the NYUv2 Eigen crop is defined for {NYU_EIGEN_SHAPE[0]}x{NYU_EIGEN_SHAPE[1]} "
                              f"images, got {h}x{w}")
         return NYU_EIGEN_BOX
+    if crop == "zoedepth_eigen":
+        # ZoeDepth's compute_metrics: eval_mask[45:471, 41:601] = 1 whatever the size.
+        return _clipped_box(h, w, *NYU_EIGEN_BOX)
+    if crop == "cityscapes":
+        _, kept, _, _ = input_window((h, w), crop)
+        return _clipped_box(kept, w, *CITYSCAPES_BOX)
+    if crop == "make3d_c1":
+        return (*_make3d_rows(h), 0, w)
     raise ValueError(f"unknown crop {crop!r}; choose one of {CROPS}")
 
 

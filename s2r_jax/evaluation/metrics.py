@@ -53,10 +53,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from s2r_jax.data.preprocessing import kb_crop
-from s2r_jax.evaluation.crops import crop_mask
+from s2r_jax.evaluation.crops import crop_mask, input_window
 from s2r_jax.evaluation.protocols import METRIC_NAMES, Protocol, as_protocol
-from s2r_jax.evaluation.resize import upsample_to
+from s2r_jax.evaluation.resize import resize_nearest, upsample_to
 
 
 def compute_metrics(gt: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
@@ -130,6 +129,10 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
       (default: when its shape is exactly the crop's and differs from gt's) and
       resized to 352x1216 like ZoeDepth does; otherwise as a prediction of the
       full frame: resized to gt's size, then KB-cropped.
+    For crops 'cityscapes' and 'make3d_c1' the ground truth is cut to `input_window`;
+      a prediction of exactly gt's shape is taken as one of the full frame (cut the
+      same way), any other as one of the window (what those protocols show the
+      model), resized to it (nearest neighbour for 'make3d_c1', as its evaluations do).
     index: the frame number, used in error messages.
 
     Returns the `METRIC_NAMES` metrics plus 'scale' (the median scale applied,
@@ -142,28 +145,26 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
     pred = _as_map(pred, "prediction", index)  # dtype kept: a float32 map is resized as torch does
     _check_prediction(pred, index)
 
-    inner_crop = protocol.crop
-    if protocol.crop == "kb_garg":
-        try:
-            gt_eval = kb_crop(gt)
-        except ValueError as e:
-            raise ValueError(f"{_where(index)}ground truth: {e}") from None
-        if pred_is_kb_cropped is None:
-            pred_is_kb_cropped = pred.shape == gt_eval.shape and pred.shape != gt.shape
-        if pred_is_kb_cropped:
-            pred_eval = upsample_to(pred, gt_eval.shape)
-        else:
-            pred_eval = kb_crop(upsample_to(pred, gt.shape))
-        inner_crop = "garg"
-    else:
-        gt_eval = gt
-        pred_eval = upsample_to(pred, gt.shape)
-    pred_eval = pred_eval.astype(np.float64)
-
     try:
-        region = crop_mask(gt_eval.shape, inner_crop)
+        top, bottom, left, right = input_window(gt.shape, protocol.crop)
+        region = crop_mask(gt.shape, protocol.crop)[top:bottom, left:right]
     except ValueError as e:
-        raise ValueError(f"{_where(index)}{e}") from None
+        raise ValueError(f"{_where(index)}ground truth: {e}") from None
+    gt_eval = gt[top:bottom, left:right]
+    if gt_eval.shape == gt.shape:
+        pred_eval = upsample_to(pred, gt.shape)
+    else:
+        if protocol.crop == "kb_garg":
+            of_window = pred_is_kb_cropped if pred_is_kb_cropped is not None else (
+                pred.shape == gt_eval.shape and pred.shape != gt.shape)
+        else:
+            of_window = pred.shape != gt.shape
+        if of_window:
+            resize = resize_nearest if protocol.crop == "make3d_c1" else upsample_to
+            pred_eval = resize(pred, gt_eval.shape)
+        else:
+            pred_eval = upsample_to(pred, gt.shape)[top:bottom, left:right]
+    pred_eval = pred_eval.astype(np.float64)
     lo, hi = float(protocol.min_depth), float(protocol.max_depth)
     with np.errstate(invalid="ignore"):
         mask = (gt_eval > lo) & (gt_eval < hi) & region
@@ -175,6 +176,9 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: Union[Protocol, s
     pred_v = pred_eval[mask]
     if protocol.median_scaling == "official":
         pred_v = np.clip(pred_v, lo, hi)
+        if np.median(pred_v) <= 0:  # only possible with min_depth 0
+            raise ValueError(f"{_where(index)}the median clamped prediction over the valid pixels is 0; "
+                             "median scaling is undefined")
         scale = float(np.median(gt_v) / np.median(pred_v))
         pred_v = pred_v * scale
     elif protocol.median_scaling == "monodepth2":

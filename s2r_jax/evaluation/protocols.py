@@ -14,7 +14,8 @@ import numpy as np
 METRIC_NAMES: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "a1", "a2", "a3")
 OFFICIAL_METRIC_ORDER: Tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
-CROPS: Tuple[str, ...] = ("none", "garg", "eigen", "kb_garg", "nyu_eigen")
+CROPS: Tuple[str, ...] = ("none", "garg", "eigen", "kb_garg", "nyu_eigen", "zoedepth_eigen", "cityscapes",
+                          "make3d_c1")
 MEDIAN_SCALINGS: Tuple[str, ...] = ("official", "monodepth2", "none")
 
 _SCALING_TEXT = {
@@ -34,9 +35,18 @@ class Protocol:
 
     crop: 'garg' | 'eigen' (KITTI fractions of the image size, any KITTI size) |
       'kb_garg' (KB crop to 352x1216, then the Garg fractions of the 352x1216 image) |
-      'nyu_eigen' (rows 45:471, cols 41:601 of a 480x640 image) | 'none'.
+      'nyu_eigen' (rows 45:471, cols 41:601 of a 480x640 image) |
+      'zoedepth_eigen' (the same box by absolute indices on an image of any size, clipped
+      to it: ZoeDepth's compute_metrics with eigen_crop on every dataset but KITTI) |
+      'cityscapes' (ManyDepth: the prediction covers rows [0, round(0.75 H)); rows 256: and
+      columns 192:1856 of those are evaluated) |
+      'make3d_c1' (Make3D C1: the prediction covers the 2:1 centre crop of the image and is
+      compared, resized by nearest neighbour as cv2.INTER_NEAREST does, with rows 17:38 of
+      the 55x305 laser grid) | 'none'.
+      For the three window crops (kb_garg, cityscapes, make3d_c1) see `crops.input_window`.
     min_depth, max_depth: valid ground truth is min_depth < gt < max_depth; the
       prediction is clamped to [min_depth, max_depth] (when, depends on the scaling).
+      min_depth may be 0 (ZoeDepth's SUN RGB-D and iBims-1 settings: any gt > 0).
     median_scaling: 'official' (S2R test.py: clamp, then scale by median(gt)/median(pred)
       over the valid pixels, no clamp after) | 'monodepth2' (scale the raw prediction,
       then clamp) | 'none' (clamp only).
@@ -58,8 +68,8 @@ class Protocol:
         if self.median_scaling not in MEDIAN_SCALINGS:
             raise ValueError(f"protocol {self.name!r}: unknown median_scaling {self.median_scaling!r}; "
                              f"choose one of {MEDIAN_SCALINGS}")
-        if not (np.isfinite(self.min_depth) and np.isfinite(self.max_depth)) or not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"protocol {self.name!r}: need 0 < min_depth < max_depth, got "
+        if not (np.isfinite(self.min_depth) and np.isfinite(self.max_depth)) or not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(f"protocol {self.name!r}: need 0 <= min_depth < max_depth, got "
                              f"{self.min_depth}..{self.max_depth}")
 
     def to_dict(self) -> Dict[str, Any]:

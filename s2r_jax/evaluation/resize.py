@@ -1,5 +1,5 @@
-"""The resize the official test applies to predictions: torch's bilinear with align_corners=True,
-in NumPy, bit-for-bit in float32."""
+"""The resizes evaluation applies to predictions: torch's bilinear with align_corners=True (the
+official test's), bit-for-bit in float32, and cv2's nearest neighbour (Make3D C1). NumPy only."""
 from __future__ import annotations
 
 from typing import Sequence, Tuple
@@ -37,6 +37,22 @@ def _lerp(x0: np.ndarray, w0: np.ndarray, x1: np.ndarray, w1: np.ndarray) -> np.
         fused = w0.astype(np.float64) * x0.astype(np.float64) + (w1 * x1).astype(np.float64)
         return fused.astype(np.float32)
     return w0 * x0 + w1 * x1
+
+
+def resize_nearest(pred: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Nearest-neighbour resize of a 2-D map to `shape`, as cv2.resize(INTER_NEAREST):
+    output (i, j) takes input (floor(i / (h_out / h_in)), floor(j / (w_out / w_in))),
+    clipped to the last row / column. The Make3D C1 evaluations resize this way."""
+    x = np.asarray(pred)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    h_out, w_out = _shape2(shape)
+
+    def taps(n_in, n_out):
+        inv_scale = 1.0 / (n_out / n_in)  # cv2: ifx = 1. / fx with fx = dsize / ssize, in double
+        return np.minimum(np.floor(np.arange(n_out) * inv_scale).astype(np.int64), n_in - 1)
+
+    return x[taps(x.shape[0], h_out)][:, taps(x.shape[1], w_out)]
 
 
 def upsample_to(pred: np.ndarray, shape: Sequence[int]) -> np.ndarray:

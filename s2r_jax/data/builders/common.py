@@ -26,3 +26,23 @@ def progress(frames, name: str, every: int = 500):
         yield frame
         if i % every == 0 or i == n:
             print(f"{name}: {i}/{n} frames", flush=True)
+
+
+def check_size(array: np.ndarray, path: str, rgb: np.ndarray, image_path: str, what: str = "depth") -> np.ndarray:
+    """`array` (a depth map or mask read from `path`) must have its image's size."""
+    if array.shape[:2] != rgb.shape[:2]:
+        raise DataFormatError(f"{path}: {what} is {array.shape[0]}x{array.shape[1]} but its image {image_path} "
+                              f"is {rgb.shape[0]}x{rgb.shape[1]}")
+    return array
+
+
+def depth_image_feature(doc: str):
+    """A uint16 depth map stored as 16-bit PNG (lossless; the unit in `doc`)."""
+    import tensorflow_datasets as tfds
+    return tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png", doc=doc)
+
+
+def float_map_feature(doc: str, dtype=np.float32):
+    """A float32 (or bool) map stored zlib-compressed, for depth that is not a PNG at the source."""
+    import tensorflow_datasets as tfds
+    return tfds.features.Tensor(shape=(None, None), dtype=dtype, encoding="zlib", doc=doc)

@@ -1,0 +1,1 @@
+"""DIML/CVL outdoor test set as a manual-download TFDS dataset (zero-shot transfer evaluation)."""

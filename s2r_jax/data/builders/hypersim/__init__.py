@@ -1,0 +1,1 @@
+"""HyperSim test partition as a manual-download TFDS dataset (zero-shot transfer evaluation)."""

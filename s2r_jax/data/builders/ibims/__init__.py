@@ -1,0 +1,1 @@
+"""iBims-1 core as a manual-download TFDS dataset (zero-shot transfer evaluation)."""

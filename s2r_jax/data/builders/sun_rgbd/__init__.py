@@ -1,0 +1,1 @@
+"""SUN RGB-D test images as a manual-download TFDS dataset (zero-shot transfer evaluation)."""
