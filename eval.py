@@ -53,12 +53,12 @@ def evaluate_file(config, protocol):
 def main(argv):
     del argv
     config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
-    console.setup(os.path.join(workdir, "log.txt") if workdir else None, flags.FLAGS.verbose)
     try:
         config_schema.validate_evaluation(config)
         if config.dtype == "float64":
             jax.config.update("jax_enable_x64", True)  # the model computes in float64 (exactness checks)
-        distributed.initialize(config)
+        distributed.initialize(config)  # first: each process's log file is named after it
+        console.setup(console.log_file(workdir) if workdir else None, flags.FLAGS.verbose)
         distributed.check_same_program(config)
         protocol = protocol_from_config(config)
         evaluate = evaluate_model if config.checkpoint else evaluate_file

@@ -15,7 +15,6 @@ every host of a cluster (docs/multihost.md). Re-running with the same workdir re
 its latest checkpoint. Each function below reads top-down in the order the data flows:
 mesh -> data -> model/init -> state/shardings -> step -> restore -> loop.
 """
-import os
 import sys
 
 import jax
@@ -107,10 +106,11 @@ def train(config, workdir: str):
 
 def main(argv):
     del argv
-    workdir = flags.FLAGS.workdir
-    console.setup(os.path.join(workdir, "log.txt"), flags.FLAGS.verbose)
+    config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
     try:
-        train(flags.FLAGS.config, workdir)
+        distributed.initialize(config)  # first: each process's log file is named after it
+        console.setup(console.log_file(workdir), flags.FLAGS.verbose)
+        train(config, workdir)
     except (ValueError, FileNotFoundError, loop.TrainingError, distributed.ClusterError) as e:
         console.error(str(e))
         sys.exit(1)

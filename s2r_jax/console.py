@@ -58,6 +58,13 @@ class _LibraryWarnings(pylogging.Filter):
         return record.levelno >= pylogging.ERROR or not any(n in record.pathname for n in self.NOISY)
 
 
+def log_file(workdir: str) -> str:
+    """The log file of this process in `workdir`: log.txt on host 0, log.process<i>.txt on the
+    others (several hosts may share the workdir)."""
+    i = jax.process_index()
+    return os.path.join(workdir, "log.txt" if i == 0 else f"log.process{i}.txt")
+
+
 def say(message: str) -> None:
     """One line on the terminal (host 0 only), also written to the log file."""
     logging.info("%s", message)

@@ -183,7 +183,7 @@ def main(argv):
     del argv
     from s2r_jax.training.loop import TrainingError
     workdir = flags.FLAGS.workdir
-    console.setup(os.path.join(workdir, "log.txt"), flags.FLAGS.verbose)
+    console.setup(console.log_file(workdir), flags.FLAGS.verbose)
     try:
         run(flags.FLAGS.config, workdir)
     except (ValueError, FileNotFoundError, TrainingError) as e:

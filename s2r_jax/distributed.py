@@ -144,3 +144,39 @@ def gather(x) -> np.ndarray:
         from jax.experimental import multihost_utils
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
+
+
+_BARRIERS = {"count": 0}
+
+
+def barrier(name: str, timeout_s: int = 3600) -> None:
+    """Wait until every host gets here (the coordination service's barrier: no device
+    collective, so it cannot time out the way a collective's first rendezvous does)."""
+    if not multihost():
+        return
+    from jax._src import distributed as jax_distributed  # the client jax.distributed.initialize made
+    _BARRIERS["count"] += 1
+    jax_distributed.global_state.client.wait_at_barrier(f"s2r_jax/{name}/{_BARRIERS['count']}", timeout_s * 1000)
+
+
+class SyncedJit:
+    """A jitted function whose compilation ends in a barrier on several hosts.
+
+    A collective's first rendezvous (gloo's on CPU) gives the other hosts 30 s; hosts that
+    finish compiling a step more than that apart would fail there. So on several hosts each
+    new input signature is compiled ahead of time, then every host waits for the others, and
+    only then runs the compiled step. On one host this is plain `jax.jit`.
+    """
+
+    def __init__(self, jitted, name: str):
+        self.jitted, self.name, self._compiled = jitted, name, {}
+
+    def __call__(self, *args):
+        if not multihost():
+            return self.jitted(*args)
+        leaves, tree = jax.tree.flatten(args)
+        key = (tree, tuple((x.shape, str(x.dtype), getattr(x, "sharding", None)) for x in leaves))
+        if key not in self._compiled:
+            self._compiled[key] = self.jitted.lower(*args).compile()
+            barrier(f"compiled {self.name}")
+        return self._compiled[key](*args)

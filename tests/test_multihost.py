@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from configs_util import load_config
-from multihost import Cluster
 from s2r_jax import checkpoint, repo
+from s2r_jax.local_cluster import Cluster
 
 STEPS = 8
 COMMON = ["--config.allow_random_frozen=True", "--config.model.dtype=float64", "--config.log.every_steps=2",

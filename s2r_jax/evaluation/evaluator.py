@@ -66,7 +66,7 @@ class DatasetEvaluation:
                 out = (out + predict(variables, images[:, :, ::-1])[:, :, ::-1]) / 2
             return out
 
-        return jax.jit(finest, out_shardings=batching.batch_sharding(self.mesh))
+        return distributed.SyncedJit(jax.jit(finest, out_shardings=batching.batch_sharding(self.mesh)), "evaluation")
 
     def _frame(self, raw: np.ndarray, gt: np.ndarray, index: int):
         """One host-side frame: (metrics or None, metres at the evaluated size)."""

@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from s2r_jax import checkpoint, losses
+from s2r_jax import checkpoint, distributed, losses
 from s2r_jax.models import RGBBaseline, S2RDepthNet
 from s2r_jax.training import panels
 from s2r_jax.training.init import official_init
@@ -209,7 +209,7 @@ def make_predict(model, config):
 def make_panel(model, config):
     """`panel(state, batch) -> uint8 image`: input | structure | attention | prediction | ground truth
     for the first `config.log.num_images` examples of the global batch."""
-    predict = jax.jit(make_predict(model, config))
+    predict = distributed.SyncedJit(jax.jit(make_predict(model, config)), "panel")
 
     def panel(state: TrainState, batch) -> np.ndarray:
         out = predict(state.variables(), batch["image"])

@@ -105,6 +105,7 @@ def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step
     `panel(state, batch) -> uint8 image` and `evaluate(state) -> {metric: value}` are
     called on every host (they gather across hosts); host 0 writes what they return.
     """
+    train_step = distributed.SyncedJit(train_step, "train step")  # plain jit on one host
     first_step = int(distributed.host_value(state.step))
     if first_step >= num_steps:
         console.say(f"{workdir} is at step {first_step}, at or past num_train_steps={num_steps}: nothing to train")

@@ -53,5 +53,5 @@ def training_panel(image, outputs: dict, gt_depth) -> np.ndarray:
 def first_rows(tree, k: int):
     """The first `k` rows of every (global) array of a tree, as NumPy on every host (a collective
     on several hosts: every host must call it)."""
-    take = jax.jit(lambda x: x[:k])
+    take = distributed.SyncedJit(jax.jit(lambda x: x[:k]), "panel rows")
     return jax.tree.map(lambda x: distributed.gather(take(x)), tree)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from s2r_jax import distributed
 from s2r_jax.models.structure_translation import Discriminators, StructureTranslator
 from s2r_jax.training import panels
 from s2r_jax.training.init import munit_init
@@ -147,12 +148,13 @@ def make_panel(config):
     """`panel(state, batch) -> uint8 image`: A | B | A's structure in B's style | A reconstructed."""
     gen, _ = build_models(config)
 
-    @jax.jit
     def draw(gen_params, x_a, x_b):
         ab = gen.apply({"params": gen_params}, x_a, x_b, method=StructureTranslator.translate)
         code, style = gen.apply({"params": gen_params}, x_a, "a", method=StructureTranslator.encode)
         rec = gen.apply({"params": gen_params}, code, style, "a", method=StructureTranslator.decode)
         return {"a": x_a, "b": x_b, "ab": ab, "rec": rec}
+
+    draw = distributed.SyncedJit(jax.jit(draw), "panel")
 
     def panel(state: STEState, batch) -> np.ndarray:
         rows = panels.first_rows(draw(state.gen_params, batch["a"], batch["b"]), config.log.num_images)

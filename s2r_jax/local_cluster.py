@@ -1,10 +1,13 @@
-"""A real multi-process JAX cluster on this machine, for tests: K processes of train.py or
-eval.py joined by jax.distributed over 127.0.0.1, each with its own CPU devices and gloo
-collectives.
+r"""A real multi-process JAX cluster on one machine: K processes of train.py or eval.py joined
+by jax.distributed over 127.0.0.1, each with its own CPU devices and gloo collectives. The
+tests and the multi-host benchmark use it; so can you, to try a multi-host run on a laptop:
+
+  python -m s2r_jax.local_cluster --num_processes 2 --devices_per_process 4 --       train.py --config configs/struct_decoder.py:local --workdir /tmp/mh --config.allow_random_frozen=True
 
 Only the loopback interface is used (a free port on 127.0.0.1 for the coordinator; gloo
-binds 127.0.0.1 too, see s2r_jax.distributed), every process runs under a hard timeout in
-its own session, and every child is killed and reaped on exit, whatever happens.
+binds 127.0.0.1 too, see s2r_jax.distributed), every process runs in its own session under
+a hard timeout, and every child is killed and reaped on exit, whatever happens. Each
+process's output goes to LOGDIR/process<i>.out and .err.
 """
 import os
 import signal
@@ -13,7 +16,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from s2r_jax.repo import ROOT
 
 
 def free_port() -> int:
@@ -27,14 +30,16 @@ class Cluster:
     `devices_per_process` CPU devices each; per-process extra args in `extra[i]`."""
 
     def __init__(self, program: str, args: list[str], num_processes: int, devices_per_process: int, logdir: str,
-                 cache_dir: str, extra: dict | None = None, heartbeat_s: int = 10):
+                 cache_dir: str = "", extra: dict | None = None, heartbeat_s: int = 10, x64: bool = True):
         port = free_port()
         os.makedirs(logdir, exist_ok=True)
         self.logdir, self.procs, self.started = logdir, [], time.monotonic()
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices_per_process),
-               "JAX_ENABLE_X64": "1", "JAX_COMPILATION_CACHE_DIR": cache_dir,
-               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5", "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+               "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        if x64:
+            env["JAX_ENABLE_X64"] = "1"
+        if cache_dir:  # relaunches of the same program then compile once
+            env.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
         for i in range(num_processes):
             cmd = [sys.executable, os.path.join(ROOT, program), *args, "--config.distributed=True",
                    f"--config.cluster.coordinator_address=127.0.0.1:{port}",
@@ -94,3 +99,25 @@ class Cluster:
 
     def __exit__(self, *exc):
         self.kill_all()
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--num_processes", type=int, default=2)
+    parser.add_argument("--devices_per_process", type=int, default=4)
+    parser.add_argument("--logdir", default="local_cluster_logs", help="process<i>.out / .err go here")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds before every process is killed")
+    parser.add_argument("program", help="train.py or eval.py")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the program's flags")
+    a = parser.parse_args(argv)
+    args = a.args[1:] if a.args[:1] == ["--"] else a.args
+    with Cluster(a.program, args, a.num_processes, a.devices_per_process, a.logdir, x64=False) as cluster:
+        codes = cluster.wait(a.timeout)
+        print(cluster.output(0), end="")
+    print(f"return codes: {codes}; logs in {a.logdir}")
+    sys.exit(max(abs(c) for c in codes))
+
+
+if __name__ == "__main__":
+    main()
