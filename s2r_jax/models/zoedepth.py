@@ -56,8 +56,7 @@ def midas_input_size(height: int, width: int, img_size: Sequence[int], keep_aspe
             scale_w = scale_h
 
     def constrain(x):
-        y = int(np.round(x / multiple) * multiple)  # numpy rounds halves to even, as the official
-        return y if y >= 0 else int(np.ceil(x / multiple) * multiple)
+        return int(np.round(x / multiple) * multiple)  # numpy rounds halves to even, as the official
 
     return constrain(scale_h * height), constrain(scale_w * width)
 
@@ -91,14 +90,18 @@ class _ZoeDepthBase(nn.Module):
     attractor_normalize_points: bool = False
     dtype: Dtype = jnp.float32
 
-    projector_hidden = 128  # official Projector mlp_dim (ZoeD-NK: bin_embedding_dim // 2)
+    def _projector_hidden(self) -> int:
+        return 128  # ZoeDepth builds its projectors and attractors with the layers' default mlp_dim
+
+    def _attractor_hidden(self) -> int:
+        return 128
 
     def _shared_setup(self):
         self.midas = MidasDPT(self.embed_dim, self.depth, self.num_heads, tuple(self.taps), tuple(self.pretrain_grid),
                               tuple(self.reassemble_features), self.features, self.midas_out_features, self.dtype)
         self.conv2 = Conv(self.features, 1, dtype=self.dtype)
-        self.seed_projector = Projector(self.bin_embedding_dim, self.projector_hidden, self.dtype)
-        self.projectors = [Projector(self.bin_embedding_dim, self.projector_hidden, self.dtype) for _ in range(4)]
+        self.seed_projector = Projector(self.bin_embedding_dim, self._projector_hidden(), self.dtype)
+        self.projectors = [Projector(self.bin_embedding_dim, self._projector_hidden(), self.dtype) for _ in range(4)]
 
     def prepare(self, images: jax.Array) -> jax.Array:
         """RGB in [0, 1] -> the normalised network input (`MidasCore.prep`)."""
@@ -123,7 +126,7 @@ class _ZoeDepthBase(nn.Module):
     def _head(self, name: str, n_bins: int, min_depth: float, max_depth: float, seed_hidden: int,
               n_attractors: Sequence[int], bottleneck_factor: int) -> MetricBinsHead:
         return MetricBinsHead(
-            n_bins, self.bin_type, min_depth, max_depth, seed_hidden, tuple(n_attractors), self.bin_embedding_dim,
+            n_bins, self.bin_type, min_depth, max_depth, seed_hidden, tuple(n_attractors), self._attractor_hidden(),
             self.attractor_alpha, self.attractor_gamma, self.attractor_type, self.attractor_kind,
             self.attractor_official_strength, self.attractor_normalize_points, bottleneck_factor, self.min_temp,
             self.max_temp, self.dtype, name=name)
@@ -143,6 +146,7 @@ class ZoeDepth(_ZoeDepthBase):
 
     def setup(self):
         self._shared_setup()
+        # 256: the official SeedBinRegressor's default mlp_dim; 2: ConditionalLogBinomial's bottleneck factor
         self.head = self._head("head", self.n_bins, self.min_depth, self.max_depth, 256, self.n_attractors, 2)
 
     def heads(self, midas: dict) -> dict:
@@ -165,7 +169,11 @@ class ZoeDepthNK(_ZoeDepthBase):
     official_attractor_counts: bool = True
     route: str = "batch"
 
-    projector_hidden = 64  # bin_embedding_dim // 2
+    def _projector_hidden(self) -> int:
+        return self.bin_embedding_dim // 2  # ZoeDepthNK's explicit mlp_dims
+
+    def _attractor_hidden(self) -> int:
+        return self.bin_embedding_dim
 
     def setup(self):
         if self.route not in ROUTES:
