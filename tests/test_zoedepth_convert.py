@@ -28,6 +28,18 @@ def _run_cli(*args):
                           env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
 
 
+def test_zoedepth_modules_import_without_tensorflow():
+    """As on the GPU image, where tensorflow is not installed (the official code, timm and
+    torch are not needed either: the benchmark imports them only when asked)."""
+    code = ("import sys\n"
+            "for name in ('tensorflow', 'tensorflow_datasets', 'timm', 'torch'): sys.modules[name] = None\n"
+            "import s2r_jax.models, s2r_jax.zoedepth_weights, s2r_jax.losses, s2r_jax.convert, "
+            "s2r_jax.benchmarks.zoedepth_inference\n"
+            "print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
 def test_help_documents_the_zoedepth_flags():
     res = _run_cli("--help")  # absl's --help exits 1 by design; what matters is what it prints
     assert "--zoedepth:" in res.stdout and "--zoedepth_kind:" in res.stdout
