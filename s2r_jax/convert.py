@@ -1,8 +1,9 @@
-r"""Convert the official S2R-DepthNet PyTorch checkpoints into an s2r_jax checkpoint.
+r"""Convert the official S2R-DepthNet (or ZoeDepth) PyTorch checkpoints into an s2r_jax checkpoint.
 
   python -m s2r_jax.convert \
       --struct_encoder struct_encoder.pth --struct_decoder struct_decoder.pth \
       --dsa dsa.pth --depth_net depth_net.pth --output ckpt/official
+  python -m s2r_jax.convert --zoedepth ZoeD_M12_N.pt --output ckpt/zoed_n
 
 Any subset of the networks may be given (e.g. only --struct_encoder to start
 training stage 1); --drn_imagenet drn_d_22-4bd2f8ea.pth initialises the DSA trunk
@@ -10,6 +11,11 @@ from the ImageNet DRN-D-22 instead. DataParallel's `module.` key prefix is
 accepted. Every file is checked before anything is written: a missing,
 unexpected or mis-shaped key in any of them stops the conversion with one error
 listing them all. Reading `.pth` files needs PyTorch (`pip install s2r_jax[torch]`).
+
+`--zoedepth` converts one released ZoeDepth model (ZoeD_M12_N.pt, _K.pt, _NK.pt; the
+kind is detected from its keys, or given by --zoedepth_kind) on its own; its checkpoint's
+meta records `family: zoedepth`, the kind and the model configuration
+(docs/zoedepth.md).
 """
 from __future__ import annotations
 
@@ -38,6 +44,10 @@ def define_flags():
     """Only when run as a program: importing `convert` must not claim flag names."""
     for name, help_ in _FLAGS.items():
         flags.DEFINE_string(name, None, help_)
+    flags.DEFINE_string("zoedepth", None, "A released ZoeDepth checkpoint (ZoeD_M12_N.pt, ZoeD_M12_K.pt or "
+                        "ZoeD_M12_NK.pt); converted on its own, not with the S2R-DepthNet flags.")
+    flags.DEFINE_enum("zoedepth_kind", None, ["n", "k", "nk"], "The --zoedepth model's kind; default: detected "
+                      "from its keys (the router means NK; two outputs per attractor mean K).")
     flags.DEFINE_string("output", None, "Directory to write the orbax checkpoint to (step 0). Must not "
                         "hold a checkpoint already unless --overwrite.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing checkpoint in --output.")
@@ -55,8 +65,9 @@ def read_pth(path: str) -> dict[str, np.ndarray]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]  # a training checkpoint wrapping the state dict
+    for wrapper in ("state_dict", "model"):  # a training checkpoint (ZoeDepth's: "model") wrapping the state dict
+        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
     return {k: v.detach().cpu().numpy() for k, v in obj.items()}
@@ -87,6 +98,36 @@ def convert(sources: Mapping[str, str], output: str, overwrite: bool = False) ->
     write_checkpoint(variables, meta, output, overwrite)
     n = sum(int(np.prod(a.shape)) for a in _leaves(variables["params"]))
     print(f"wrote {output} (step 0): modules {', '.join(meta['modules'])}; {n:,} parameters")
+    return variables
+
+
+def convert_zoedepth(path: str, output: str, overwrite: bool = False, kind: str | None = None,
+                     **model_overrides) -> dict:
+    """Convert one released ZoeDepth checkpoint and write `output`; returns the variables.
+
+    `model_overrides` (fields of `build_zoedepth`) describe a model of the official layout
+    but other sizes; the meta records them with the official configuration. Raises
+    `weights.WeightImportError` (nothing written) if the file does not match the layout.
+    """
+    from s2r_jax import zoedepth_weights  # builds the model's shapes: only when converting ZoeDepth
+    from s2r_jax.models.zoedepth import zoedepth_config
+
+    print(f"reading ZoeDepth from {path}", flush=True)
+    state_dict = read_pth(path)
+    kind = kind or zoedepth_weights.detect_kind(state_dict)
+    print(f"importing ZoeD-{kind.upper()}", flush=True)
+    try:
+        variables = zoedepth_weights.import_zoedepth(state_dict, kind, source=path, **model_overrides)
+    except weights.WeightImportError as e:
+        raise weights.WeightImportError(f"{e}\nnothing was written.") from None
+    config = {k: list(v) if isinstance(v, tuple) else v
+              for k, v in dict(zoedepth_config(kind), **model_overrides).items()}
+    meta = {"written_by": "s2r_jax.convert", "format": "official_pytorch", "family": "zoedepth", "kind": kind,
+            "model_config": config, "sources": {"zoedepth": os.path.abspath(path)},
+            "modules": sorted(variables["params"])}
+    write_checkpoint(variables, meta, output, overwrite)
+    n = sum(int(np.prod(a.shape)) for a in _leaves(variables["params"]))
+    print(f"wrote {output} (step 0): ZoeD-{kind.upper()}; {n:,} parameters")
     return variables
 
 
@@ -153,13 +194,25 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # orbax logs every step of a save at INFO
     if f.output is None:
         raise app.UsageError("--output is required")
+    if f.zoedepth_kind and not f.zoedepth:
+        raise app.UsageError("--zoedepth_kind needs --zoedepth")
+    if f.zoedepth:
+        if any(getattr(f, n) for n in _FLAGS):
+            raise app.UsageError("--zoedepth is converted on its own: give no S2R-DepthNet flag with it")
+        _run(convert_zoedepth, f.zoedepth, f.output, f.overwrite, f.zoedepth_kind)
+        return
     if f.dsa and f.drn_imagenet:
         raise app.UsageError("--dsa and --drn_imagenet both set the DSA trunk; give one")
     sources = {_NETWORK.get(n, n): getattr(f, n) for n in _FLAGS if getattr(f, n)}
     if not sources:
         raise app.UsageError("give at least one checkpoint: --" + ", --".join(_FLAGS))
+    _run(convert, sources, f.output, f.overwrite)
+
+
+def _run(fn, *args):
+    """Report a bad input as one error line (the message lists every problem) and exit 1."""
     try:
-        convert(sources, f.output, f.overwrite)
+        fn(*args)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

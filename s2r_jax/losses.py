@@ -56,3 +56,29 @@ def struct_weighted_loss(structure_map: jax.Array, depth: jax.Array, beta: float
     grad = jnp.abs(_grad_x(depth)) + jnp.abs(_grad_y(depth))
     weight = jnp.exp(-jnp.mean(grad, axis=-1, keepdims=True) * beta)
     return jnp.mean(jnp.abs(structure_map.astype(dt) * weight))
+
+
+def silog_loss(pred: jax.Array, target: jax.Array, mask: jax.Array | None = None, beta: float = 0.15,
+               interpolate: bool = True) -> jax.Array:
+    """ZoeDepth's (and AdaBins') `SILogLoss`: 10 * sqrt(Var(g) + beta * mean(g)^2), g = log(pred) - log(gt).
+
+    As the official: `pred` (B, h, w, 1) is resized to the target's size with bilinear
+    align_corners=True when the widths differ and `interpolate`; the variance is the
+    unbiased one (n - 1); logs of value + 1e-7; `mask` (B, H, W[, 1]) selects the valid
+    pixels (the official training passes gt > min_depth). Computed in at least float32.
+    """
+    dt = jnp.promote_types(pred.dtype, jnp.float32)
+    pred, target = pred.astype(dt), target.astype(dt)
+    if target.ndim == 3:
+        target = target[..., None]
+    if pred.shape[2] != target.shape[2] and interpolate:
+        pred = resize_bilinear(pred, target.shape[1:3], align_corners=True)
+    g = jnp.log(pred + 1e-7) - jnp.log(target + 1e-7)
+    if mask is None:
+        mask = jnp.ones(g.shape, bool)
+    elif mask.ndim == 3:
+        mask = mask[..., None]
+    n = jnp.sum(mask)
+    mean = jnp.sum(jnp.where(mask, g, 0)) / n
+    var = jnp.sum(jnp.where(mask, jnp.square(g - mean), 0)) / (n - 1)
+    return 10 * jnp.sqrt(var + beta * jnp.square(mean))

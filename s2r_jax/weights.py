@@ -172,6 +172,19 @@ def _torch_shape(kind: str, flax_leaf: str, shape: tuple) -> tuple:
     return tuple(shape)
 
 
+def raise_if_mismatched(headline: str, missing: list, unexpected: list, misshaped: list, problems: list = ()) -> None:
+    """Raise one `WeightImportError` listing every missing, unexpected and mis-shaped key."""
+    if not (missing or unexpected or misshaped or problems):
+        return
+    lines = [headline]
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("mis-shaped keys", misshaped), ("other problems", problems)):
+        if items:
+            lines.append(f"  {title} ({len(items)}):")
+            lines.extend(f"    {item}" for item in items)
+    raise WeightImportError("\n".join(lines))
+
+
 def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str = "module.") -> dict:
     """Drop DataParallel's `module.` prefix where every key carries it."""
     keys = list(state_dict)
@@ -231,15 +244,8 @@ def import_state_dict(network: str, state_dict: Mapping[str, np.ndarray], source
                             + ", ".join(f"{k}={v.tolist()}" for k, v in prelu_values.items()))
         _set(out["params"], (submodule, "prelu"), np.asarray(values[0], np.float32))
 
-    unexpected = sorted(set(sd) - claimed)
-    if missing or unexpected or misshaped or problems:
-        lines = [f"state dict {source or network!r} does not match the official {network} layout:"]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                             ("mis-shaped keys", misshaped), ("other problems", problems)):
-            if items:
-                lines.append(f"  {title} ({len(items)}):")
-                lines.extend(f"    {item}" for item in items)
-        raise WeightImportError("\n".join(lines))
+    raise_if_mismatched(f"state dict {source or network!r} does not match the official {network} layout:",
+                        missing, sorted(set(sd) - claimed), misshaped, problems)
     if not out["batch_stats"]:
         del out["batch_stats"]
     return out

@@ -84,6 +84,46 @@ def resize_bilinear(x: jax.Array, size: Sequence[int], align_corners: bool = Tru
     return _resize_axis(x, int(size[1]), 2, align_corners)
 
 
+def _fma32(a, b, c) -> np.ndarray:
+    """float32 a * b + c rounded once, as the fused multiply-adds of torch's compiled kernels."""
+    return (np.float64(a) * np.float64(b) + np.float64(c)).astype(np.float32)
+
+
+def _cubic_taps(in_size: int, out_size: int, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """Source rows (out, 4), clamped to the input, and their weights for torch's bicubic:
+    half-pixel centres, the source coordinate not clamped, Keys' cubic convolution with `a`,
+    computed in float32 with fused multiply-adds as torch computes them for float32 images
+    (within an ulp or two of its weights)."""
+    f = np.float32
+    src = _fma32(f(in_size) / f(out_size), np.arange(out_size, dtype=f) + f(0.5), f(-0.5))
+    base = np.minimum(np.floor(src), in_size - 1)
+    t = np.clip(src - base, f(0), f(1)).astype(f)
+    a = f(a)
+    cc1 = lambda x: _fma32(_fma32(a + 2, x, -(a + 3)) * x, x, f(1))              # |x| <= 1
+    cc2 = lambda x: _fma32(_fma32(_fma32(a, x, -5 * a), x, 8 * a), x, -4 * a)    # 1 < |x| < 2
+    weights = np.stack([cc2(t + f(1)), cc1(t), cc1(f(1) - t), cc2((f(1) - t) + f(1))], axis=1)
+    index = np.clip(base[:, None].astype(np.int64) + np.arange(-1, 3)[None, :], 0, in_size - 1)
+    return index.astype(np.int32), weights.astype(f)
+
+
+def resize_bicubic(x: jax.Array, size: Sequence[int], a: float = -0.75) -> jax.Array:
+    """`F.interpolate(x, size, mode='bicubic', align_corners=False)` of NHWC `x`.
+
+    torch's bicubic is Keys' cubic convolution with a = -0.75 and edge rows repeated (PIL's
+    and `jax.image.resize`'s use a = -0.5, and renormalise at the edges). Separable gathers,
+    as `resize_bilinear`, so no matmul precision setting can change the result.
+    """
+    for axis, out_size in ((2, int(size[1])), (1, int(size[0]))):  # torch sums rows of width-interpolated values
+        if x.shape[axis] == out_size:
+            continue
+        index, weights = _cubic_taps(x.shape[axis], out_size, a)
+        shape = [1] * x.ndim
+        shape[axis] = out_size
+        x = sum(jnp.take(x, index[:, i], axis=axis) * jnp.asarray(weights[:, i].reshape(shape), x.dtype)
+                for i in range(4))
+    return x
+
+
 # Two XLA:CPU slow paths (jaxlib 0.10), measured layer by layer with
 # `python -m s2r_jax.benchmarks.layers` (docs/benchmarks.md), are avoided on the CPU by
 # computing the same sums another way:
