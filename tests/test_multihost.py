@@ -145,7 +145,8 @@ def test_evaluation_on_two_processes_equals_one(procedural_vkitti, fsdp_run, tmp
 
 
 def test_pretraining_on_two_processes_equals_one(procedural_vkitti, procedural_style_images, tmp_path, cache_dir):
-    """Structure-encoder pretraining, with its style-image stream split between the hosts."""
+    """Structure-encoder pretraining through train.py, with its style-image stream split between
+    the hosts, equals the one-process run; and stage 1 takes the encoder it trained."""
     common = [f"--config.data.data_dir={procedural_vkitti}", f"--config.style_images={procedural_style_images}",
               "--config.num_train_steps=2", "--config.model.dtype=float64", "--config.log.every_steps=1",
               "--config.log.image_every_steps=0"]
@@ -156,8 +157,15 @@ def test_pretraining_on_two_processes_equals_one(procedural_vkitti, procedural_s
     c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 2
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 1, 0
     with jax.enable_x64(True):
-        repo.load_program("train").train(c, str(tmp_path / "one"))
+        ste = repo.load_program("train").train(c, str(tmp_path / "one"))
+    assert int(ste.step) == 2
     assert _max_diff(_variables(tmp_path / "two"), _variables(tmp_path / "one")) <= 1e-6
+    s1 = load_config("struct_decoder", "local")
+    s1.data.data_dir, s1.num_train_steps, s1.log.image_every_steps = procedural_vkitti, 1, 0
+    s1.init_from.struct_encoder = str(tmp_path / "one")
+    stage1 = repo.load_program("train").train(s1, str(tmp_path / "stage1"))
+    assert _max_diff(jax.device_get(ste.gen_params["struct_encoder"]),
+                     jax.device_get(stage1.frozen["params"]["struct_encoder"])) == 0.0
 
 
 def test_hosts_with_another_config_stop_at_start(procedural_vkitti, tmp_path, cache_dir):
