@@ -60,6 +60,11 @@ def test_style_images_pipeline(procedural_style_images, tmp_path):
     assert batches[0].shape == (4, 96, 160, 3) and batches[0].min() >= -1 and batches[0].max() <= 1
     resumed = next(iter(tfds.as_numpy(style_dataset(procedural_style_images, (96, 160), 4, seed=0, start_step=4))))
     np.testing.assert_array_equal(resumed, batches[4])
+    # a host's rows of one global order: any split of the rows gives the one-host batches' rows
+    for rows in ((0, 1), (1, 3)):
+        part = list(tfds.as_numpy(style_dataset(procedural_style_images, (96, 160), 4, seed=0, rows=rows).take(5)))
+        for whole, mine in zip(batches, part):
+            np.testing.assert_array_equal(whole[list(rows)], mine)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no .png or .jpg files under"):
         style_dataset(str(tmp_path / "empty"), (96, 160), 4)
