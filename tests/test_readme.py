@@ -29,7 +29,8 @@ def test_models_losses_converter_steps_and_benchmarks_import_without_tensorflow(
             "s2r_jax.training.sharding, s2r_jax.training.variables, s2r_jax.data.kitti_gt, "
             "s2r_jax.data.procedural, s2r_jax.data.batching, s2r_jax.benchmarks.train_step, "
             "s2r_jax.benchmarks.gt_export, s2r_jax.benchmarks.inference, s2r_jax.benchmarks.layers, "
-            "s2r_jax.model_loader, s2r_jax.predict, s2r_jax.evaluation.metrics, s2r_jax.training.ste\n"
+            "s2r_jax.model_loader, s2r_jax.predict, s2r_jax.evaluation.metrics, s2r_jax.training.ste, "
+            "s2r_jax.export, s2r_jax.export.__main__, s2r_jax.export.to_stablehlo, s2r_jax.benchmarks.export\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
