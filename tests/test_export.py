@@ -174,12 +174,13 @@ def test_cli_exports_and_refuses_what_a_format_cannot_take(checkpoint, tmp_path)
     env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
     out = tmp_path / "cli.stablehlo"
     cmd = [sys.executable, "-m", "s2r_jax.export", "--checkpoint", checkpoint, "--format", "stablehlo",
-           "--output", str(out), "--batch", "2", "--platforms", "cpu"]
+           "--output", str(out), "--batch", "2", "--platforms", "cpu", "--image_size", "112,176"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "(2, 96, 160, 3)" in res.stdout and f"wrote {out}" in res.stdout
+    assert "(2, 112, 176, 3)" in res.stdout and f"wrote {out}" in res.stdout
     exported = jax.export.deserialize(bytearray(out.read_bytes()))  # run by the runtime tests
-    assert exported.platforms == ("cpu",) and exported.in_avals[0].shape == (2, *MODEL_SIZE, 3)
+    assert exported.platforms == ("cpu",) and exported.in_avals[0].shape == (2, 112, 176, 3)
+    assert exported.out_avals[0].shape == (2, 112, 176)
 
     bad = tmp_path / "bad.tflite"
     res = subprocess.run([sys.executable, "-m", "s2r_jax.export", "--checkpoint", checkpoint, "--format", "tflite",

@@ -4,15 +4,16 @@
       [--formats stablehlo,savedmodel,tflite,onnx] [--workdir DIR]
 
 The official network (official widths, random official-init weights: speed does not
-depend on the values) is written as a checkpoint in `s2r_jax.convert`'s layout, loaded
-with `model_loader.load_model` and exported to each format (float32, batch 1) with
-`s2r_jax.export`, as a user would. Then each file is run in its runtime, in this
-process, on one image already in memory: the median of `--steps` calls after 2
-warm-up calls (`benchmarks.common.median_seconds`), the same method as the two JAX
-rows: the library's jitted `metric_depth` (on the CPU with the convolution rewrites,
-as prediction runs it) and the same function with the plain lowering the exports hold.
-Every runtime uses all cores (LiteRT is told `num_threads`). Prints a table and one
-JSON line per row, with each output's max abs difference from the JAX model.
+depend on the values) is written as a checkpoint in `s2r_jax.convert`'s layout and
+exported to each format (float32, batch 1, lowered for the CPU) by the CLI,
+`python -m s2r_jax.export`, in its own process, as a user would (its wall time and peak
+memory are reported). Each file is then run in its runtime, in this process, on one
+image already in memory: the median of `--steps` calls after 2 warm-up calls
+(`benchmarks.common.median_seconds`), the same method as the two JAX rows: the
+library's jitted `metric_depth` (on the CPU with the convolution rewrites, as prediction
+runs it) and the same function with the plain lowering that the StableHLO and SavedModel
+exports hold. Every runtime uses all cores (LiteRT is told `num_threads`). Prints a table
+and one JSON line per row, with each output's max abs difference from the JAX model.
 Needs tensorflow and the `export` extra for the formats other than stablehlo.
 """
 from __future__ import annotations
@@ -20,17 +21,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from s2r_jax import export
 from s2r_jax.benchmarks.common import median_seconds
 from s2r_jax.export.common import output_bytes, plain_lowering
+from s2r_jax.model_loader import load_model
 
 FILE_NAMES = {"stablehlo": "s2r.stablehlo", "savedmodel": "s2r_savedmodel", "tflite": "s2r.tflite",
               "onnx": "s2r.onnx"}
@@ -45,11 +49,10 @@ def define_flags():
                         "directory, deleted).")
 
 
-def official_checkpoint(directory: str, height: int, width: int):
+def official_checkpoint(directory: str, height: int, width: int) -> None:
     """Random official-init weights of the official network, written as `s2r_jax.convert`
-    writes the released weights, and loaded back at `height` x `width`."""
+    writes the released weights."""
     from s2r_jax.convert import write_checkpoint
-    from s2r_jax.model_loader import load_model
     from s2r_jax.models import S2RDepthNet
     from s2r_jax.training.init import official_init
 
@@ -58,7 +61,20 @@ def official_checkpoint(directory: str, height: int, width: int):
     meta = {"written_by": "s2r_jax.convert", "format": "official_pytorch", "sources": {},
             "modules": sorted(variables["params"])}
     write_checkpoint(jax.device_get(variables), meta, directory, overwrite=True)
-    return load_model(directory, image_size=(height, width))
+
+
+def export_with_cli(checkpoint: str, fmt: str, path: str, height: int, width: int) -> dict:
+    """`python -m s2r_jax.export` in its own process: its wall time and peak memory."""
+    cmd = [sys.executable, "-m", "s2r_jax.export", "--checkpoint", checkpoint, "--format", fmt, "--output", path,
+           "--image_size", f"{height},{width}", "--platforms", "cpu", "--overwrite"]
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
+    return {"export_s": time.perf_counter() - start, "export_peak_gb": usage.ru_maxrss / 2**20,
+            "size_mb": output_bytes(path) / 2**20}
 
 
 def runner(fmt: str, path: str):
@@ -86,12 +102,21 @@ def runner(fmt: str, path: str):
 def main(argv):
     del argv
     f = flags.FLAGS
+    if not f["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # orbax logs every step of a save at INFO
     unknown = [x for x in f.formats if x not in export.FORMATS]
     if unknown:
         raise app.UsageError(f"--formats: unknown {unknown}; expected some of {export.FORMATS}")
     workdir = f.workdir or tempfile.mkdtemp(prefix="s2r_export_bench_")
+    checkpoint = os.path.join(workdir, "checkpoint")
     try:
-        model = official_checkpoint(os.path.join(workdir, "checkpoint"), f.height, f.width)
+        official_checkpoint(checkpoint, f.height, f.width)
+        exported = {}
+        for fmt in f.formats:
+            path = os.path.join(workdir, FILE_NAMES[fmt])
+            exported[fmt] = dict(path=path, **export_with_cli(checkpoint, fmt, path, f.height, f.width))
+            print(f"exported {fmt}: {json.dumps(exported[fmt])}", flush=True)
+        model = load_model(checkpoint, image_size=(f.height, f.width))
         image = np.random.default_rng(0).uniform(0, 1, (1, f.height, f.width, 3)).astype(np.float32)
         rows = []
 
@@ -109,24 +134,21 @@ def main(argv):
             plain = jax.jit(lambda v, x: model.metric_depth(v, x))
             plain(model.variables, image)  # traced here, with the plain convolutions
         record("jax (plain lowering)", lambda: plain(model.variables, image), {"jax": jax.__version__})
-        for fmt in f.formats:
-            path = os.path.join(workdir, FILE_NAMES[fmt])
-            start = time.perf_counter()
-            export.export_model(model, fmt, path, export.ExportOptions(batch=1, platforms=("cpu",)), overwrite=True)
-            export_s = time.perf_counter() - start
-            run, version = runner(fmt, path)
-            record(fmt, lambda: run(image),
-                   {"version": version, "export_s": export_s, "size_mb": output_bytes(path) / 2**20})
+        for fmt, info in exported.items():
+            run, version = runner(fmt, info.pop("path"))
+            record(fmt, lambda: run(image), dict(info, version=version))
+            del run
     finally:
         if not f.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     jax_ms = rows[0]["latency_ms"]
-    print(f"\n{'runtime':<30}{'latency ms':>12}{'vs JAX':>8}{'max |diff| m':>14}{'file MB':>9}{'export s':>10}")
+    print(f"\n{'runtime':<30}{'latency ms':>12}{'vs JAX':>8}{'max |diff| m':>14}{'file MB':>9}{'export s':>10}"
+          f"{'export GB':>11}")
     for r in rows:
-        size = f"{r['size_mb']:.0f}" if "size_mb" in r else "-"
-        made = f"{r['export_s']:.0f}" if "export_s" in r else "-"
+        size, made, peak = (f"{r[k]:.{d}f}" if k in r else "-" for k, d in
+                            (("size_mb", 0), ("export_s", 0), ("export_peak_gb", 1)))
         print(f"{r['runtime']:<30}{r['latency_ms']:>12.0f}{r['latency_ms'] / jax_ms:>8.2f}{r['max_abs_diff_m']:>14.1e}"
-              f"{size:>9}{made:>10}")
+              f"{size:>9}{made:>10}{peak:>11}")
 
 
 if __name__ == "__main__":
