@@ -1,23 +1,25 @@
 """Latency of each export runtime against the jitted JAX model, on this machine.
 
   python -m s2r_jax.benchmarks.export [--height 192 --width 640] [--steps 5] \
-      [--formats stablehlo,savedmodel,tflite,onnx] [--workdir DIR]
+      [--formats stablehlo,savedmodel,tflite,onnx] [--workdir DIR [--reuse_exports]]
 
 The official network (official widths, random official-init weights: speed does not
 depend on the values) is written as a checkpoint in `s2r_jax.convert`'s layout and
 exported to each format (float32, batch 1, lowered for the CPU) by the CLI,
 `python -m s2r_jax.export`, in its own process, as a user would (its wall time and peak
 memory are reported). Each file is then run in its runtime, in this process, on one
-image already in memory: the median of `--steps` calls after 2 warm-up calls
-(`benchmarks.common.median_seconds`), the same method as the two JAX rows: the
-library's jitted `metric_depth` (on the CPU with the convolution rewrites, as prediction
-runs it) and the same function with the plain lowering that the StableHLO and SavedModel
-exports hold. Every runtime uses all cores (LiteRT is told `num_threads`). Prints a table
-and one JSON line per row, with each output's max abs difference from the JAX model.
-Needs tensorflow and the `export` extra for the formats other than stablehlo.
+image already in memory, by the same method as the two JAX rows (the library's jitted
+`metric_depth`, on the CPU with the convolution rewrites as prediction runs it, and the
+same function with the plain lowering that the StableHLO and SavedModel exports hold):
+the median of `--steps` calls after 2 warm-up calls, the runtimes timed in turns
+(`benchmarks.common.interleaved_median_seconds`). Every runtime uses all cores (LiteRT
+is told `num_threads`). Prints a table and one JSON line per row, with each output's max
+abs difference from the JAX model. Needs tensorflow and the `export` extra for the
+formats other than stablehlo.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -32,7 +34,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from s2r_jax import export
-from s2r_jax.benchmarks.common import median_seconds
+from s2r_jax.benchmarks.common import interleaved_median_seconds
 from s2r_jax.export.common import output_bytes, plain_lowering
 from s2r_jax.model_loader import load_model
 
@@ -47,6 +49,8 @@ def define_flags():
     flags.DEFINE_list("formats", list(export.FORMATS), "Formats to export and time.")
     flags.DEFINE_string("workdir", None, "Keep the checkpoint and the exports here (default: a temporary "
                         "directory, deleted).")
+    flags.DEFINE_bool("reuse_exports", False, "Time the checkpoint and exports an earlier run (same size) left in "
+                      "--workdir instead of writing them again.")
 
 
 def official_checkpoint(directory: str, height: int, width: int) -> None:
@@ -107,37 +111,41 @@ def main(argv):
     unknown = [x for x in f.formats if x not in export.FORMATS]
     if unknown:
         raise app.UsageError(f"--formats: unknown {unknown}; expected some of {export.FORMATS}")
+    if f.reuse_exports and not f.workdir:
+        raise app.UsageError("--reuse_exports needs the --workdir of an earlier run")
     workdir = f.workdir or tempfile.mkdtemp(prefix="s2r_export_bench_")
     checkpoint = os.path.join(workdir, "checkpoint")
     try:
-        official_checkpoint(checkpoint, f.height, f.width)
+        if not f.reuse_exports:
+            official_checkpoint(checkpoint, f.height, f.width)
         exported = {}
         for fmt in f.formats:
             path = os.path.join(workdir, FILE_NAMES[fmt])
+            if f.reuse_exports:
+                exported[fmt] = dict(path=path, size_mb=output_bytes(path) / 2**20)
+                continue
             exported[fmt] = dict(path=path, **export_with_cli(checkpoint, fmt, path, f.height, f.width))
             print(f"exported {fmt}: {json.dumps(exported[fmt])}", flush=True)
         model = load_model(checkpoint, image_size=(f.height, f.width))
         image = np.random.default_rng(0).uniform(0, 1, (1, f.height, f.width, 3)).astype(np.float32)
-        rows = []
-
-        def record(name, call, extra):
-            out = np.asarray(call())
-            dt = median_seconds(call, f.steps)
-            rows.append(dict(runtime=name, latency_ms=dt * 1e3, image_size=[f.height, f.width], batch_size=1,
-                             max_abs_diff_m=float(np.abs(out - reference).max()), **extra))
-            print(json.dumps(rows[-1]), flush=True)
-
         jitted = jax.jit(model.metric_depth)
-        reference = np.asarray(jitted(model.variables, image))
-        record("jax (library, CPU rewrites)", lambda: jitted(model.variables, image), {"jax": jax.__version__})
         with plain_lowering():
             plain = jax.jit(lambda v, x: model.metric_depth(v, x))
             plain(model.variables, image)  # traced here, with the plain convolutions
-        record("jax (plain lowering)", lambda: plain(model.variables, image), {"jax": jax.__version__})
+        calls = {"jax (library, CPU rewrites)": lambda: jitted(model.variables, image),
+                 "jax (plain lowering)": lambda: plain(model.variables, image)}
+        extra = {name: {"jax": jax.__version__} for name in calls}
         for fmt, info in exported.items():
             run, version = runner(fmt, info.pop("path"))
-            record(fmt, lambda: run(image), dict(info, version=version))
-            del run
+            calls[fmt] = functools.partial(run, image)
+            extra[fmt] = dict(info, version=version)
+        reference = np.asarray(jitted(model.variables, image))
+        errors = {name: float(np.abs(np.asarray(call()) - reference).max()) for name, call in calls.items()}
+        latency = interleaved_median_seconds(calls, f.steps)
+        rows = [dict(runtime=name, latency_ms=latency[name] * 1e3, image_size=[f.height, f.width], batch_size=1,
+                     max_abs_diff_m=errors[name], **extra[name]) for name in calls]
+        for row in rows:
+            print(json.dumps(row), flush=True)
     finally:
         if not f.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
