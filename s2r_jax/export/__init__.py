@@ -10,9 +10,8 @@ Every format holds the same function, a loaded model's `metric_depth`:
 
 Resizing an image to (H, W) and the depth map back to the image's size stay outside
 (docs/export.md shows both, and an example for each runtime). One module per format
-(`to_stablehlo`, `to_savedmodel`, `to_tflite`, `to_onnx`); the project's only
-tensorflow imports outside the data modules are in the last three, made when they
-export, so StableHLO export needs no tensorflow.
+(`to_stablehlo`, `to_savedmodel`, `to_tflite`, `to_onnx`); the last three import
+tensorflow when they export, so StableHLO export runs where tensorflow is not installed.
 """
 from __future__ import annotations
 
