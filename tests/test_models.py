@@ -59,7 +59,12 @@ def test_bf16_computes_in_bf16_with_float32_parameters(tiny):
     a, b = jax.jit(f32.apply)(variables, x), jax.jit(bf16.apply)(variables, x)
     assert b["struct_code"].dtype == jnp.bfloat16
     err = float(jnp.max(jnp.abs(a["depth"][-1] - b["depth"][-1].astype(jnp.float32))))
-    assert 0 < err < 0.1, err  # bf16 differs, but only at bf16 precision
+    relative = err / float(jnp.max(jnp.abs(a["depth"][-1])))
+    # bf16 keeps 8 significant bits (2^-8 = 0.4 % per rounding); through the network's ~40
+    # layers that accumulates to 0.84 % of the output's range here. Computing in float32 by
+    # mistake gives ~1e-7 (below the lower bound); a wrong op in bf16 (a BatchNorm variance,
+    # a softmax) gives tens of percent (above the upper one).
+    assert 2**-10 < relative < 3e-2, relative
 
 
 def test_unshared_prelu_variant_has_one_slope_per_activation():
@@ -98,5 +103,6 @@ def test_summary_counts_and_flops_without_allocating():
     assert s["params"] == {"struct_encoder": 5_385_856, "struct_decoder": 2_234_049, "dsa": 25_259_761,
                            "depth_net": 54_558_404}
     assert s["outputs"]["depth"][-1] == [1, 96, 160, 1]
-    # ~809 GFLOP at 192x640 scales with pixels: 96x160 is 1/8 of that
-    assert 80 < s["gflops_per_image"] < 120
+    # XLA's cost analysis of the forward pass (809.48 GFLOP at 192x640, 8.2x this: borders
+    # make it more than the 8x of the pixels); it moves only with the network or XLA's counting
+    assert s["gflops_per_image"] == pytest.approx(98.448253, rel=1e-6)
