@@ -30,12 +30,14 @@ def evaluate_model(config, protocol):
     mesh = make_mesh()                                                               # devices
     model = load_model(config.checkpoint, depth_range_m=config.model_depth_range_m or None,
                        image_size=tuple(config.model_image_size) or None, dtype=config.dtype,
-                       sharding=replicated(mesh))                                  # model
+                       sharding=replicated(mesh))                                  # model: S2R-DepthNet or ZoeDepth
+    shown = model.evaluation                                                         # its official evaluation's input
     evaluation = DatasetEvaluation(config.data, config.ground_truth, protocol, mesh,  # data
-                                   batch_size=config.batch_size, image_size=model.image_size,
-                                   depth_range_m=model.spec.depth_range_m, dtype=config.dtype)
-    result = evaluation.run(model.finest_fn, model.variables, keep_predictions=config.save_predictions)
-    source = {"checkpoint": config.checkpoint, "depth_range_m": model.spec.depth_range_m,
+                                   batch_size=config.batch_size, image_size=shown.image_size,
+                                   depth_range_m=shown.depth_range_m, dtype=config.dtype,
+                                   preprocess=shown.preprocess)
+    result = evaluation.run(shown.predict, model.variables, keep_predictions=config.save_predictions)
+    source = {"checkpoint": config.checkpoint, "family": model.family, "depth_range_m": shown.depth_range_m,
               "image_size": list(model.image_size), "dtype": config.dtype}
     return result.mean, result.per_image, result.names, result.local_predictions, source
 

@@ -137,7 +137,7 @@ def train_iterator(cfg, **kwargs) -> Iterator[dict]:
 
 def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batch_size: int,
                  rows: Sequence[int] | None = None, image_crop: str = "none",
-                 dtype: str = "float32") -> tf.data.Dataset:
+                 dtype: str = "float32", preprocess=None) -> tf.data.Dataset:
     """This host's evaluation batches, in the split's stored order, without augmentation.
 
     The split is padded to whole global batches of `batch_size` frames; a host gets its
@@ -146,7 +146,9 @@ def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batc
     'gt' at the original resolution in metres (0 = invalid; padded with zeros to the largest
     in the batch), 'gt_shape', 'name', 'index' (the frame's position in the split) and 'real'
     (False for padding). `image_crop='kb'` predicts the KB-cropped image (ZoeDepth's KITTI
-    protocol); the ground truth stays whole.
+    protocol); the ground truth stays whole. `preprocess(uint8 RGB, numpy dtype) -> (H, W, 3)`
+    replaces the official test preprocessing for models evaluated another way (ZoeDepth:
+    `model_loader.zoedepth_evaluation_input`); it gets the image after `image_crop`.
     """
     rows = _check_rows(rows, batch_size)
     gt = dataset_spec(cfg.dataset).ground_truth(ground_truth)
@@ -158,7 +160,10 @@ def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batc
                                  decoders={"image": tfds.decode.SkipDecoding()})
 
     def image_fn(data):
-        return preprocessing.model_input(preprocessing.decode_rgb(data), size, np_dtype, image_crop)
+        if preprocess is None:
+            return preprocessing.model_input(preprocessing.decode_rgb(data), size, np_dtype, image_crop)
+        rgb = preprocessing.decode_rgb(data)
+        return preprocess(preprocessing.kb_crop(rgb) if image_crop == "kb" else rgb, np_dtype)
 
     def fn(index, ex):
         image = tf.ensure_shape(tf.numpy_function(image_fn, [ex["image"]], tf_dtype, stateful=False), size + (3,))

@@ -4,8 +4,11 @@ Every evaluation batch is a global batch: each host reads its rows of it (the sa
 rows-of-a-global-batch scheme as training), the jitted model predicts the whole batch
 over the mesh, and each host takes back its own rows. For each of its frames the host
 brings the prediction to the ground truth's size with the official align_corners resize
-(in the prediction's dtype, as the official float32 test does), maps it to metres as the
-official test does ((x + 1) / 2 * range) and computes the frame's metrics. The per-frame
+(in the prediction's dtype, as the official float32 test does), maps a tanh output to
+metres as S2R-DepthNet's test does ((x + 1) / 2 * range; a model that predicts metres,
+such as ZoeDepth, skips this) and computes the frame's metrics. What each family is shown
+(its official evaluation's preprocessing) comes with it: see
+`model_loader.EvaluationInterface`. The per-frame
 metrics are then gathered to every host, so the means do not depend on how many hosts
 evaluated (tested: 2 processes equal 1).
 """
@@ -41,19 +44,23 @@ def kb_image_crop(protocol: Protocol) -> str:
 
 
 class DatasetEvaluation:
-    """Evaluates `predict(variables, images) -> finest depth (N, H, W, 1) in [-1, 1]` on a dataset split.
+    """Evaluates `predict(variables, images) -> depth (N, h, w, 1)` on a dataset split.
 
-    `data_cfg`: {dataset, tfds_config, data_dir, split, num_examples}; `image_size` and
-    `depth_range_m`: the model's input size and the metres of a tanh output of +1; `dtype`:
-    the dtype of the images fed to the model (float64 for exactness checks).
+    `data_cfg`: {dataset, tfds_config, data_dir, split, num_examples}; `image_size`: the
+    model's input size; `depth_range_m`: the metres of a tanh output of +1, or None when the
+    model predicts metres; `preprocess`: `(uint8 RGB, numpy dtype) -> the model's input at
+    image_size` (default: the official S2R test's, `preprocessing.model_input`); `dtype`: the
+    dtype of the images fed to the model (float64 for exactness checks).
     """
 
     def __init__(self, data_cfg, ground_truth: str, protocol: Protocol, mesh, *, batch_size: int,
-                 image_size, depth_range_m: float, dtype: str = "float32", progress: bool = True):
+                 image_size, depth_range_m: float | None, dtype: str = "float32", progress: bool = True,
+                 preprocess: Callable | None = None):
         batching.check_divisible(batch_size, mesh, "the evaluation batch size")
         self.data_cfg, self.ground_truth, self.protocol, self.mesh = data_cfg, ground_truth, protocol, mesh
         self.batch_size, self.image_size = batch_size, tuple(int(s) for s in image_size)
-        self.depth_range_m, self.progress = float(depth_range_m), progress
+        self.depth_range_m = None if depth_range_m is None else float(depth_range_m)
+        self.progress, self.preprocess = progress, preprocess
         self.input_dtype = "float64" if dtype == "float64" else "float32"
         self.image_crop = kb_image_crop(protocol)
 
@@ -75,7 +82,7 @@ class DatasetEvaluation:
             raw = raw.astype(np.float32)  # bf16 outputs are resized in float32
         target = (352, 1216) if self.image_crop == "kb" else gt.shape
         up = upsample_to(raw, target)
-        metres = (up + 1.0) / 2.0 * up.dtype.type(self.depth_range_m)
+        metres = up if self.depth_range_m is None else (up + 1.0) / 2.0 * up.dtype.type(self.depth_range_m)
         result = metrics.evaluate_frame(gt, metres, self.protocol, index=index,
                                         pred_is_kb_cropped=self.image_crop == "kb")
         return result, metres
@@ -90,7 +97,7 @@ class DatasetEvaluation:
         rows = batching.host_rows(self.mesh, self.batch_size)
         dataset = pipeline.eval_dataset(self.data_cfg, ground_truth=self.ground_truth, image_size=self.image_size,
                                         batch_size=self.batch_size, rows=rows, image_crop=self.image_crop,
-                                        dtype=self.input_dtype)
+                                        dtype=self.input_dtype, preprocess=self.preprocess)
         finest = self._predictor(predict)
         table = np.full((total, len(_FIELDS)), np.nan)
         present = np.zeros(total, bool)
