@@ -308,3 +308,22 @@ def test_predict_runs_the_official_infer_path(run, tmp_path, procedural_vkitti):
         np.testing.assert_allclose(got, want[k], rtol=1e-5, atol=1e-4)
     with pytest.raises(predict.PredictError, match="predicts metres"):
         predict.load_predictor(str(tmp_path / "ckpt"), depth_range_m=8.0)
+
+
+def test_export_writes_zoedepth_s_infer_path(run, tmp_path):
+    """`s2r_jax.export` takes a ZoeDepth checkpoint as it takes an S2R one (`variables`,
+    `image_size`, a pure `metric_depth`): the StableHLO file, run by `jax.export` alone, gives the
+    loaded model's `metric_depth` (the official infer path at the network size) to float32 noise."""
+    from s2r_jax import export
+    from s2r_jax.export.common import describe
+    loaded = model_loader.load_model(run["workdir"])
+    options = export.ExportOptions(batch=1, platforms=("cpu",))
+    assert describe(loaded, "stablehlo", options).startswith(
+        "stablehlo: images float32 (1, 64, 96, 3) RGB in [0, 1] -> depth float32 (1, 64, 96) metres, at most 80 m")
+    export.export_model(loaded, "stablehlo", tmp_path / "zoed.stablehlo", options)
+    exported = jax.export.deserialize(bytearray((tmp_path / "zoed.stablehlo").read_bytes()))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 64, 96, 3)).astype(np.float32)
+    got = np.asarray(exported.call(x))
+    want = np.asarray(jax.jit(loaded.metric_depth)(loaded.variables, x))
+    assert got.shape == (1, 64, 96) and float(want.std()) > 1e-3  # not a constant map
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
