@@ -32,16 +32,17 @@ def model_evaluation(config):
     mesh = make_mesh()                                                                 # devices
     model = load_model(config.checkpoint, depth_range_m=config.model_depth_range_m or None,
                        image_size=tuple(config.model_image_size) or None, dtype=config.dtype,
-                       sharding=replicated(mesh))                                    # model
+                       sharding=replicated(mesh))                                    # model: S2R-DepthNet or ZoeDepth
+    shown = model.evaluation                                          # how its official evaluation shows it images
 
     def evaluate(data, ground_truth, protocol, valid_feature=None, keep_predictions=False):
         evaluation = DatasetEvaluation(data, ground_truth, protocol, mesh, batch_size=config.batch_size,  # data
-                                       image_size=model.image_size, depth_range_m=model.spec.depth_range_m,
-                                       dtype=config.dtype, valid_feature=valid_feature)
-        r = evaluation.run(model.finest_fn, model.variables, keep_predictions=keep_predictions)  # metrics
+                                       image_size=shown.image_size, depth_range_m=shown.depth_range_m,
+                                       dtype=config.dtype, valid_feature=valid_feature, preprocess=shown.preprocess)
+        r = evaluation.run(shown.predict, model.variables, keep_predictions=keep_predictions)  # metrics
         return r.mean, r.per_image, r.names, r.local_predictions
 
-    source = {"checkpoint": config.checkpoint, "depth_range_m": model.spec.depth_range_m,
+    source = {"checkpoint": config.checkpoint, "family": model.family, "depth_range_m": shown.depth_range_m,
               "image_size": list(model.image_size), "dtype": config.dtype}
     return evaluate, source
 

@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
     c.min_depth_eval = 0.0
     c.max_depth_eval = 0.0          # e.g. 50 for the 1e-3..50 m range
     c.median_scaling = ""
-    c.flip_tta = None
+    c.flip_tta = ml_collections.config_dict.placeholder(bool)  # None = the protocol's; True/False overrides
 
     c.model_image_size = ()         # (H, W); () = the checkpoint's (converted official: 192x640, --loadSize)
     c.model_depth_range_m = 0.0     # metres of a tanh output of +1; 0 = the checkpoint's (official: 80)

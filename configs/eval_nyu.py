@@ -2,8 +2,12 @@ r"""NYUv2 test (654 frames) under the official S2R-DepthNet NYU protocol: no cro
 median scaling; the indoor model runs at 192x256 and predicts up to 8 m (official test.py).
 
   python eval.py --config configs/eval_nyu.py --config.checkpoint=ckpt/official_nyu --workdir out/
+  python eval.py --config configs/eval_nyu.py:zoedepth --config.checkpoint=ckpt/zoed_n --workdir out/
 
-Provenance: [official] microsoft/S2R-DepthNet test.py, [ours] this project's choice.
+Variants: '' = S2R-DepthNet's test.py; 'zoedepth' = ZoeDepth's evaluate.py on NYUv2 (eigen
+crop, 1e-3..10 m, no scaling, flip TTA), for a ZoeDepth (or any metric) checkpoint.
+Provenance: [official] microsoft/S2R-DepthNet test.py, [official ZoeDepth] isl-org/ZoeDepth
+zoedepth/utils/config.py and evaluate.py, [ours] this project's choice.
 """
 import ml_collections
 
@@ -27,7 +31,7 @@ def get_config(arg: str | None = None):
     c.min_depth_eval = 0.0
     c.max_depth_eval = 0.0
     c.median_scaling = ""
-    c.flip_tta = None
+    c.flip_tta = ml_collections.config_dict.placeholder(bool)  # None = the protocol's; True/False overrides
 
     c.model_image_size = (192, 256)  # [official] test.py --loadSize 192 256 for NYUD_V2
     c.model_depth_range_m = 8.0      # [official] pred_depth *= 8.0 (the indoor model)
@@ -38,6 +42,10 @@ def get_config(arg: str | None = None):
     c.cluster = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=0, process_id=-1,
                                                initialization_timeout_s=300, heartbeat_timeout_s=100))
 
-    if arg:
-        raise ValueError(f"configs/eval_nyu.py: unknown variant {arg!r}; it has none")
+    if arg == "zoedepth":   # ZoeDepth's metric protocol (zoedepth/utils/config.py 'nyu', evaluate.py)
+        c.protocol = "zoedepth_nyu"   # [official ZoeDepth] eigen crop, 1e-3..10 m, no scaling, flip TTA
+        c.model_image_size = ()       # the checkpoint's network size (ZoeD-N: 384x512)
+        c.model_depth_range_m = 0.0   # ZoeDepth predicts metres
+    elif arg:
+        raise ValueError(f"configs/eval_nyu.py: unknown variant {arg!r}; variants: zoedepth")
     return c

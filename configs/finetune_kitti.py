@@ -90,7 +90,7 @@ def get_config(arg: str | None = None):
     c.eval.min_depth_eval = 0.0
     c.eval.max_depth_eval = 0.0
     c.eval.median_scaling = ""
-    c.eval.flip_tta = None
+    c.eval.flip_tta = ml_collections.config_dict.placeholder(bool)  # None = the protocol's
     c.eval.batch_size = 8               # [ours] global evaluation batch
     c.eval.best_metric = "abs_rel"      # [ours] the best checkpoint (workdir/best) is kept by this metric
 

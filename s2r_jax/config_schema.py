@@ -13,6 +13,7 @@ from typing import Any, Mapping
 OPTIONAL_BOOL = "bool or None"  # a field left None means "the protocol's choice"
 
 MODULES = ("struct_encoder", "struct_decoder", "dsa", "depth_net")
+METRIC_MODULES = MODULES + ("metric_head",)  # the metric-bins variant (configs/metric_bins_s2r.py)
 DTYPES = ("float32", "bfloat16", "float64")
 
 DATA = {
@@ -40,10 +41,13 @@ RUNTIME = {
     "distributed": bool,
     "cluster": CLUSTER,
 }
+EVAL_DURING_TRAINING = {"every_steps": int, "data": DATA, "ground_truth": str, **PROTOCOL, "batch_size": int,
+                        "best_metric": str}
+S2R_MODEL = {"encoder_dim": int, "depth_ngf": int, "dsa_channels": tuple, "shared_prelu": bool,
+             "align_corners": bool, "dtype": str, "rgb_baseline": bool}
 DEPTH_STAGE = {
     "stage": str, "init_seed": int,
-    "model": {"encoder_dim": int, "depth_ngf": int, "dsa_channels": tuple, "shared_prelu": bool,
-              "align_corners": bool, "dtype": str, "rgb_baseline": bool},
+    "model": S2R_MODEL,
     "train_modules": tuple, "frozen_modules": tuple, "use_attention": bool,
     "init_from": {m: str for m in MODULES}, "allow_random_frozen": bool,
     "data": TRAIN_DATA,
@@ -51,8 +55,42 @@ DEPTH_STAGE = {
     "optimizer": {"learning_rate": float, "b1": float, "b2": float, "decay_every_epochs": int,
                   "decay_factor": float},
     "num_epochs": int, "num_train_steps": int,
-    "eval": {"every_steps": int, "data": DATA, "ground_truth": str, **PROTOCOL, "batch_size": int,
-             "best_metric": str},
+    "eval": EVAL_DURING_TRAINING,
+    **RUNTIME,
+}
+METRIC_BINS = {  # ZoeDepth's metric bins module on DepthNet (models/s2r_metric_bins.py)
+    "n_bins": int, "bin_type": str, "min_depth": float, "max_depth": float, "bin_embedding_dim": int,
+    "projector_hidden": int, "seed_hidden": int, "n_attractors": tuple, "attractor_hidden": int,
+    "attractor_alpha": float, "attractor_gamma": float, "attractor_type": str, "attractor_kind": str,
+    "attractor_official_strength": bool, "min_temp": float, "max_temp": float,
+}
+SILOG_LOSS = {"silog_beta": float, "min_depth": float, "max_depth": float}
+METRIC_BINS_STAGE = {
+    **DEPTH_STAGE,
+    "model": {**S2R_MODEL, "metric_bins": METRIC_BINS},
+    "init_from": {m: str for m in METRIC_MODULES},
+    "loss": SILOG_LOSS,
+}
+ZOEDEPTH_MODEL = {
+    "kind": str, "img_size": tuple, "keep_aspect_ratio": bool, "embed_dim": int, "depth": int, "num_heads": int,
+    "taps": tuple, "pretrain_grid": tuple, "reassemble_features": tuple, "features": int, "midas_out_features": int,
+    "bin_embedding_dim": int, "n_bins": int, "bin_type": str, "min_depth": float, "max_depth": float,
+    "n_attractors": tuple, "attractor_alpha": float, "attractor_gamma": float, "attractor_type": str,
+    "attractor_kind": str, "min_temp": float, "max_temp": float, "attractor_official_strength": bool,
+    "attractor_normalize_points": bool, "dtype": str,
+}
+ZOEDEPTH_FINETUNE = {
+    "stage": str, "init_seed": int,
+    "model": ZOEDEPTH_MODEL, "train_backbone": bool,
+    "init_from": str, "allow_random_init": bool,
+    "data": TRAIN_DATA,
+    "loss": {"w_si": float, **SILOG_LOSS},
+    "optimizer": {"learning_rate": float, "weight_decay": float, "b1": float, "b2": float, "eps": float,
+                  "encoder_lr_factor": float, "pos_enc_lr_factor": float, "midas_lr_factor": float,
+                  "div_factor": float, "final_div_factor": float, "pct_start": float, "cycle_momentum": bool,
+                  "base_momentum": float, "max_momentum": float, "clip_grad": float},
+    "num_epochs": int, "num_train_steps": int,
+    "eval": EVAL_DURING_TRAINING,
     **RUNTIME,
 }
 STE_PRETRAIN = {
@@ -76,7 +114,8 @@ ZERO_SHOT = {
     "batch_size": int, "distributed": bool, "cluster": CLUSTER,
 }
 STAGE_KINDS = {"struct_decoder": DEPTH_STAGE, "dsa_depth": DEPTH_STAGE, "finetune_kitti": DEPTH_STAGE,
-               "rgb_baseline": DEPTH_STAGE, "ste_pretrain": STE_PRETRAIN}
+               "rgb_baseline": DEPTH_STAGE, "ste_pretrain": STE_PRETRAIN, "metric_bins_s2r": METRIC_BINS_STAGE,
+               "zoedepth_finetune": ZOEDEPTH_FINETUNE}
 LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 HIGHER_IS_BETTER = ("a1", "a2", "a3")
 
@@ -152,13 +191,13 @@ def _runtime_problems(config) -> list[str]:
     return problems
 
 
-def _depth_stage_problems(config) -> list[str]:
+def _depth_stage_problems(config, modules=MODULES) -> list[str]:
     problems = []
     trained, frozen = tuple(config.train_modules), tuple(config.frozen_modules)
     for name, mods in (("train_modules", trained), ("frozen_modules", frozen)):
-        unknown = [m for m in mods if m not in MODULES]
+        unknown = [m for m in mods if m not in modules]
         if unknown:
-            problems.append(f"config.{name}: unknown module(s) {unknown}; modules are {list(MODULES)}")
+            problems.append(f"config.{name}: unknown module(s) {unknown}; modules are {list(modules)}")
     both = sorted(set(trained) & set(frozen))
     if both:
         problems.append(f"module(s) {both} are both trained and frozen")
@@ -175,6 +214,12 @@ def _depth_stage_problems(config) -> list[str]:
     _positive(config, ("num_epochs",), problems)
     _positive(config, ("num_train_steps", "eval.every_steps"), problems, allow_zero=("num_train_steps",
                                                                                         "eval.every_steps"))
+    problems += _eval_problems(config)
+    return problems
+
+
+def _eval_problems(config) -> list[str]:
+    problems = []
     if config.eval.every_steps:
         if not config.eval.data.dataset:
             problems.append("config.eval.every_steps > 0 needs config.eval.data.dataset")
@@ -182,6 +227,60 @@ def _depth_stage_problems(config) -> list[str]:
         if config.eval.best_metric not in metrics:
             problems.append(f"config.eval.best_metric must be one of {metrics}, got {config.eval.best_metric!r}")
         _positive(config, ("eval.batch_size",), problems)
+    return problems
+
+
+def _silog_problems(loss) -> list[str]:
+    if not 0 <= loss.min_depth < loss.max_depth:
+        return [f"config.loss: need 0 <= min_depth < max_depth, got {loss.min_depth}..{loss.max_depth}"]
+    return []
+
+
+def _metric_bins_problems(config) -> list[str]:
+    problems = _depth_stage_problems(config, METRIC_MODULES) + _silog_problems(config.loss)
+    m = config.model.metric_bins
+    if "metric_head" not in tuple(config.train_modules) + tuple(config.frozen_modules):
+        problems.append("config.train_modules: the metric-bins stage must train (or freeze) 'metric_head'")
+    if config.model.rgb_baseline:
+        problems.append("config.model.rgb_baseline: the metric-bins head sits on S2R-DepthNet, not the RGB baseline")
+    if len(tuple(m.n_attractors)) != 4:
+        problems.append(f"config.model.metric_bins.n_attractors: one count per decoder scale (4), got "
+                        f"{tuple(m.n_attractors)}")
+    problems += _bins_problems(m, "config.model.metric_bins")
+    return problems
+
+
+def _bins_problems(m, where: str) -> list[str]:
+    problems = []
+    if m.bin_type not in ("softplus", "normed"):
+        problems.append(f"{where}.bin_type must be 'softplus' or 'normed', got {m.bin_type!r}")
+    if m.attractor_type not in ("inv", "exp") or m.attractor_kind not in ("mean", "sum"):
+        problems.append(f"{where}: attractor_type must be 'inv' or 'exp' and attractor_kind 'mean' or 'sum', got "
+                        f"{m.attractor_type!r}, {m.attractor_kind!r}")
+    if not 0 <= m.min_depth < m.max_depth:
+        problems.append(f"{where}: need 0 <= min_depth < max_depth, got {m.min_depth}..{m.max_depth}")
+    return problems
+
+
+def _zoedepth_problems(config) -> list[str]:
+    m, o = config.model, config.optimizer
+    problems = _bins_problems(m, "config.model") + _silog_problems(config.loss) + _eval_problems(config)
+    if m.kind not in ("n", "k"):
+        problems.append(f"config.model.kind must be 'n' or 'k' (ZoeD-NK's training needs its router's domain loss, "
+                        f"which is not implemented), got {m.kind!r}")
+    size = tuple(m.img_size)
+    if len(size) != 2 or any(s < 32 or s % 32 for s in size):
+        problems.append(f"config.model.img_size {size}: (H, W), multiples of 32")
+    _positive(config, ("num_epochs",), problems)
+    _positive(config, ("num_train_steps", "eval.every_steps"), problems, allow_zero=("num_train_steps",
+                                                                                        "eval.every_steps"))
+    for name in ("encoder_lr_factor", "pos_enc_lr_factor", "midas_lr_factor", "div_factor", "final_div_factor"):
+        if not o[name] > 0:
+            problems.append(f"config.optimizer.{name} must be > 0, got {o[name]}")
+    if not 0 < o.pct_start < 1:
+        problems.append(f"config.optimizer.pct_start must be in (0, 1), got {o.pct_start}")
+    if o.clip_grad < 0:
+        problems.append(f"config.optimizer.clip_grad must be >= 0 (0: no clipping), got {o.clip_grad}")
     return problems
 
 
@@ -196,6 +295,10 @@ def validate(config) -> None:
         problems = _runtime_problems(config)
         if schema is DEPTH_STAGE:
             problems += _depth_stage_problems(config)
+        elif schema is METRIC_BINS_STAGE:
+            problems += _metric_bins_problems(config)
+        elif schema is ZOEDEPTH_FINETUNE:
+            problems += _zoedepth_problems(config)
         elif not config.style_images:
             problems.append("config.style_images: a folder of images for the style domain is required")
     if problems:

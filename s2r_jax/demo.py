@@ -29,8 +29,9 @@ from s2r_jax import console, repo
 from s2r_jax.data import build, procedural
 
 
-def _data(config, workdir) -> dict:
-    """Procedural frames in the Virtual KITTI layout, built with the real builder."""
+def render_data(config, workdir) -> dict:
+    """Procedural frames in the Virtual KITTI layout, built with the real builder (a workdir's
+    existing renders are reused)."""
     d = config.data
     h, w = config.image_size
     out = {}
@@ -51,7 +52,7 @@ def _data(config, workdir) -> dict:
     return out
 
 
-def _tiny(c, config, data_dir, steps):
+def small_stage(c, config, data_dir, steps):
     """The demo's widths, size, batch and schedule on a stage config."""
     c.model.encoder_dim = config.encoder_dim
     if "depth_ngf" in c.model:  # the depth stages (not pretraining)
@@ -66,29 +67,36 @@ def _tiny(c, config, data_dir, steps):
     return c
 
 
-def _train_all(config, workdir, data) -> dict:
+def train_s2r(config, workdir, data) -> dict:
+    """Structure-encoder pretraining, stage 1 and stage 2 at the demo's sizes: {name: workdir}
+    (a workdir's finished runs are kept: training them again trains nothing)."""
     trainer = repo.load_program("train")
-    runs = {k: os.path.join(workdir, k) for k in ("ste", "stage1", "stage2", "baseline")}
+    runs = {k: os.path.join(workdir, k) for k in ("ste", "stage1", "stage2")}
     console.say(f"\n=== 1/4 structure-encoder pretraining ({config.steps.ste} steps): synthetic <-> 'real'-style")
-    ste = _tiny(repo.load_config("ste_pretrain"), config, data["train"], config.steps.ste)
+    ste = small_stage(repo.load_config("ste_pretrain"), config, data["train"], config.steps.ste)
     ste.model.style_dim, ste.model.mlp_dim, ste.model.dis_dim = 4, 32, 8
     ste.data.image_size = tuple(config.ste_image_size)
     ste.style_images = data["style"]
     trainer.train(ste, runs["ste"])
 
     console.say(f"\n=== 2/4 stage 1: structure decoder + DepthNet ({config.steps.stage1} steps)")
-    s1 = _tiny(repo.load_config("struct_decoder"), config, data["train"], config.steps.stage1)
+    s1 = small_stage(repo.load_config("struct_decoder"), config, data["train"], config.steps.stage1)
     s1.init_from.struct_encoder = runs["ste"]
     trainer.train(s1, runs["stage1"])
 
     console.say(f"\n=== 3/4 stage 2: depth-specific attention + DepthNet ({config.steps.stage2} steps)")
-    s2 = _tiny(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2)
+    s2 = small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2)
     s2.init_from.struct_encoder = s2.init_from.struct_decoder = runs["stage1"]
     trainer.train(s2, runs["stage2"])
+    return runs
 
+
+def _train_all(config, workdir, data) -> dict:
+    trainer = repo.load_program("train")
+    runs = dict(train_s2r(config, workdir, data), baseline=os.path.join(workdir, "baseline"))
     steps = config.steps.stage1 + config.steps.stage2
     console.say(f"\n=== 4/4 baseline: the same DepthNet on the RGB image ({steps} steps, as many as stages 1 + 2)")
-    b = _tiny(repo.load_config("dsa_depth"), config, data["train"], steps)
+    b = small_stage(repo.load_config("dsa_depth"), config, data["train"], steps)
     b.stage, b.model.rgb_baseline, b.train_modules, b.frozen_modules = "rgb_baseline", True, ("depth_net",), ()
     b.use_attention = False
     trainer.train(b, runs["baseline"])
@@ -163,7 +171,7 @@ def run(config, workdir: str) -> dict:
     _claim_workdir(config, workdir)
     console.say("=== rendering procedural road scenes (Virtual KITTI layout), building them with the "
                 "virtual_kitti builder")
-    data = _data(config, workdir)
+    data = render_data(config, workdir)
     runs = _train_all(config, workdir, data)
     console.say("\n=== evaluation")
     results = _evaluate(config, runs, data)

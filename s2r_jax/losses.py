@@ -73,11 +73,14 @@ def silog_loss(pred: jax.Array, target: jax.Array, mask: jax.Array | None = None
         target = target[..., None]
     if pred.shape[2] != target.shape[2] and interpolate:
         pred = resize_bilinear(pred, target.shape[1:3], align_corners=True)
-    g = jnp.log(pred + 1e-7) - jnp.log(target + 1e-7)
     if mask is None:
-        mask = jnp.ones(g.shape, bool)
+        mask = jnp.ones(pred.shape[:3] + (1,), bool)
     elif mask.ndim == 3:
         mask = mask[..., None]
+    # outside the mask the logs are never taken (the official indexes input[mask]): a negative or
+    # zero value there would make a NaN whose gradient, times the mask's 0, is still NaN
+    safe = lambda x: jnp.where(mask, x, 1.0)
+    g = jnp.log(safe(pred) + 1e-7) - jnp.log(safe(target) + 1e-7)
     n = jnp.sum(mask)
     mean = jnp.sum(jnp.where(mask, g, 0)) / n
     var = jnp.sum(jnp.where(mask, jnp.square(g - mean), 0)) / (n - 1)

@@ -137,7 +137,7 @@ def train_iterator(cfg, **kwargs) -> Iterator[dict]:
 
 def eval_dataset(cfg, *, ground_truth="", image_size: Sequence[int], batch_size: int,
                  rows: Sequence[int] | None = None, image_crop: str = "none", dtype: str = "float32",
-                 valid_feature: str | None = None) -> tf.data.Dataset:
+                 valid_feature: str | None = None, preprocess=None) -> tf.data.Dataset:
     """This host's evaluation batches, in the split's stored order, without augmentation.
 
     The split is padded to whole global batches of `batch_size` frames; a host gets its
@@ -149,7 +149,9 @@ def eval_dataset(cfg, *, ground_truth="", image_size: Sequence[int], batch_size:
     (`preprocessing.image_window`: e.g. 'kb', the KB crop of ZoeDepth's KITTI protocol); the
     ground truth stays whole. `ground_truth`: a name from the dataset's spec ('' = its
     default) or a `specs.GroundTruth`; `valid_feature`: a stored mask of valid pixels, applied
-    by zeroing the ground truth outside it.
+    by zeroing the ground truth outside it. `preprocess(uint8 RGB, numpy dtype) -> (H, W, 3)`
+    replaces the official test preprocessing for models evaluated another way (ZoeDepth:
+    `model_loader.zoedepth_evaluation_input`); it gets the image's `image_crop` window.
     """
     rows = _check_rows(rows, batch_size)
     gt = ground_truth if isinstance(ground_truth, GroundTruth) else dataset_spec(cfg.dataset).ground_truth(
@@ -162,7 +164,11 @@ def eval_dataset(cfg, *, ground_truth="", image_size: Sequence[int], batch_size:
                                  decoders={"image": tfds.decode.SkipDecoding()})
 
     def image_fn(data):
-        return preprocessing.model_input(preprocessing.decode_rgb(data), size, np_dtype, image_crop)
+        if preprocess is None:
+            return preprocessing.model_input(preprocessing.decode_rgb(data), size, np_dtype, image_crop)
+        rgb = preprocessing.decode_rgb(data)
+        top, bottom, left, right = preprocessing.image_window(rgb.shape, image_crop)
+        return preprocess(rgb[top:bottom, left:right], np_dtype)
 
     def fn(index, ex):
         image = tf.ensure_shape(tf.numpy_function(image_fn, [ex["image"]], tf_dtype, stateful=False), size + (3,))

@@ -4,8 +4,11 @@ Every evaluation batch is a global batch: each host reads its rows of it (the sa
 rows-of-a-global-batch scheme as training), the jitted model predicts the whole batch
 over the mesh, and each host takes back its own rows. For each of its frames the host
 brings the prediction to the ground truth's size with the official align_corners resize
-(in the prediction's dtype, as the official float32 test does), maps it to metres as the
-official test does ((x + 1) / 2 * range) and computes the frame's metrics. The per-frame
+(in the prediction's dtype, as the official float32 test does), maps a tanh output to
+metres as S2R-DepthNet's test does ((x + 1) / 2 * range; a model that predicts metres,
+such as ZoeDepth, skips this) and computes the frame's metrics. What each family is shown
+(its official evaluation's preprocessing) comes with it: see
+`model_loader.EvaluationInterface`. The per-frame
 metrics are then gathered to every host, so the means do not depend on how many hosts
 evaluated (tested: 2 processes equal 1).
 """
@@ -37,23 +40,26 @@ class EvalResult:
 
 
 class DatasetEvaluation:
-    """Evaluates `predict(variables, images) -> finest depth (N, H, W, 1) in [-1, 1]` on a dataset split.
+    """Evaluates `predict(variables, images) -> depth (N, h, w, 1)` on a dataset split.
 
     `data_cfg`: {dataset, tfds_config, data_dir, split, num_examples}; `ground_truth`: a name
     of the dataset's spec or a `specs.GroundTruth`, with `valid_feature` a stored validity
-    mask; `image_size` and `depth_range_m`: the model's input size and the metres of a tanh
-    output of +1; `dtype`: the dtype of the images fed to the model (float64 for exactness
-    checks). The model is shown the part of each image the protocol's crop names
-    (`crops.image_crop`: the KB crop for ZoeDepth's KITTI protocol).
+    mask; `image_size`: the model's input size; `depth_range_m`: the metres of a tanh output
+    of +1, or None when the model predicts metres; `preprocess`: `(uint8 RGB, numpy dtype) ->
+    the model's input at image_size` (default: the official S2R test's,
+    `preprocessing.model_input`); `dtype`: the dtype of the images fed to the model (float64
+    for exactness checks). The model is shown the part of each image the protocol's crop
+    names (`crops.image_crop`: the KB crop for ZoeDepth's KITTI protocol).
     """
 
     def __init__(self, data_cfg, ground_truth, protocol: Protocol, mesh, *, batch_size: int,
-                 image_size, depth_range_m: float, dtype: str = "float32", progress: bool = True,
-                 valid_feature: str | None = None):
+                 image_size, depth_range_m: float | None, dtype: str = "float32", progress: bool = True,
+                 valid_feature: str | None = None, preprocess: Callable | None = None):
         batching.check_divisible(batch_size, mesh, "the evaluation batch size")
         self.data_cfg, self.ground_truth, self.protocol, self.mesh = data_cfg, ground_truth, protocol, mesh
         self.batch_size, self.image_size = batch_size, tuple(int(s) for s in image_size)
-        self.depth_range_m, self.progress, self.valid_feature = float(depth_range_m), progress, valid_feature
+        self.depth_range_m = None if depth_range_m is None else float(depth_range_m)
+        self.progress, self.valid_feature, self.preprocess = progress, valid_feature, preprocess
         self.input_dtype = "float64" if dtype == "float64" else "float32"
         self.image_crop = image_crop(protocol.crop)
 
@@ -78,7 +84,7 @@ class DatasetEvaluation:
         else:
             top, bottom, left, right = input_window(gt.shape, self.protocol.crop)
             up = upsample_to(raw, (bottom - top, right - left))
-        metres = (up + 1.0) / 2.0 * up.dtype.type(self.depth_range_m)
+        metres = up if self.depth_range_m is None else (up + 1.0) / 2.0 * up.dtype.type(self.depth_range_m)
         result = metrics.evaluate_frame(gt, metres, self.protocol, index=index,
                                         pred_is_kb_cropped=self.image_crop == "kb")
         return result, metres
@@ -93,7 +99,8 @@ class DatasetEvaluation:
         rows = batching.host_rows(self.mesh, self.batch_size)
         dataset = pipeline.eval_dataset(self.data_cfg, ground_truth=self.ground_truth, image_size=self.image_size,
                                         batch_size=self.batch_size, rows=rows, image_crop=self.image_crop,
-                                        dtype=self.input_dtype, valid_feature=self.valid_feature)
+                                        dtype=self.input_dtype, valid_feature=self.valid_feature,
+                                        preprocess=self.preprocess)
         finest = self._predictor(predict)
         table = np.full((total, len(_FIELDS)), np.nan)
         present = np.zeros(total, bool)

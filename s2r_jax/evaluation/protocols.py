@@ -115,6 +115,14 @@ PROTOCOLS: Dict[str, Protocol] = {
                         "(of the KB-cropped image) bilinearly resized with align_corners=True to it, "
                         "clamped to [1e-3, 80], valid 1e-3 < gt < 80 inside the Garg fractions of the "
                         "352x1216 crop, no scaling, flip TTA in ZoeDepth's evaluate.py."),
+        Protocol(
+            "zoedepth_nyu", crop="zoedepth_eigen", min_depth=1e-3, max_depth=10.0, median_scaling="none",
+            flip_tta=True,
+            description="ZoeDepth NYUv2 (config eigen_crop=True, garg_crop=False, min/max_depth_eval "
+                        "1e-3/10): prediction of the 480x640 image bilinearly resized with "
+                        "align_corners=True to the ground truth, clamped to [1e-3, 10], valid "
+                        "1e-3 < gt < 10 inside rows 45:471, columns 41:601, no scaling, flip TTA in "
+                        "ZoeDepth's evaluate.py; per-image metrics averaged."),
     )
 }
 

@@ -226,8 +226,10 @@ def describe(model: DepthModel, fmt: str, options: ExportOptions) -> str:
     """One line saying what the export takes and returns."""
     h, w = image_size(model)
     n = "N" if options.batch is None else str(options.batch)
-    depth_range_m = getattr(getattr(model, "spec", None), "depth_range_m", None)
-    cap = f", at most {depth_range_m:g} m" if depth_range_m else ""
+    # a tanh output caps the depth at the range (S2R-DepthNet); models that predict metres
+    # (ZoeDepth, the metric-bins variant) have depth_range_m None, ZoeDepth its bins' max_depth
+    cap_m = getattr(model, "depth_range_m", None) or getattr(getattr(model, "model", None), "max_depth", None)
+    cap = f", at most {cap_m:g} m" if cap_m else ""
     weights = "float16 weights" if options.dtype == "float16" else "float32 weights"
     return (f"{fmt}: {INPUT_NAME} float32 ({n}, {h}, {w}, 3) RGB in [0, 1] -> {OUTPUT_NAME} float32 "
             f"({n}, {h}, {w}) metres{cap}; {weights}")

@@ -116,7 +116,9 @@ class DepthNet(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> list[jax.Array]:
+    def __call__(self, x: jax.Array, train: bool = False, with_features: bool = False):
+        """The four outputs; with `with_features`, also {'bottleneck': the 1/16 centre (8 ngf),
+        'decoder': the up-blocks' outputs at 1/8, 1/4, 1/2, 1/1} (what a metric head reads)."""
         check_image(x, self.in_channels, "DepthNet input")
         g, dt = self.ngf, self.dtype
         alpha = self.param("prelu", nn.initializers.constant(PRELU_INIT), (1,), jnp.float32) if self.shared_prelu else None
@@ -131,6 +133,7 @@ class DepthNet(nn.Module):
         center = avg_pool2(EncoderBlock(alpha, 8 * g, 8 * g, dt, name="conv4")(conv3, train))  # 1/16, 8g
         for i in range(3):
             center = InceptionBlock(alpha, 8 * g, 3, dt, name=f"center{i}")(center, train)
+        bottleneck = center
         center = DecoderUpBlock(alpha, 8 * g, 4 * g, dt, name="center_up")(center, train)    # 1/8, 4g
 
         w = self.skip_weight
@@ -144,4 +147,7 @@ class DepthNet(nn.Module):
         out2 = OutputBlock(3, dt, name="output2")(skip)                                        # 1/2
         d2 = DecoderUpBlock(alpha, 2 * g, g // 2, dt, name="deconv2")(skip, train)            # 1, g/2
         out1 = OutputBlock(7, dt, name="output1")(jnp.concatenate([d2, upsample_nearest2(out2).astype(dt)], -1))
-        return [out4, out3, out2, out1]
+        outputs = [out4, out3, out2, out1]
+        if with_features:
+            return outputs, {"bottleneck": bottleneck, "decoder": [center, d4, d3, d2]}
+        return outputs

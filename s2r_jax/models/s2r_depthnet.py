@@ -51,6 +51,12 @@ class S2RDepthNet(nn.Module):
         self.depth_net = DepthNet(self.depth_ngf, shared_prelu=self.shared_prelu, dtype=dt)
 
     def __call__(self, image: jax.Array, train: bool | Collection[str] = False, use_attention: bool = True):
+        out, structure, is_train = self.depth_input(image, train, use_attention)
+        out["depth"] = self.depth_net(structure, is_train("depth_net"))
+        return out
+
+    def depth_input(self, image: jax.Array, train: bool | Collection[str], use_attention: bool):
+        """Everything before DepthNet: (outputs so far, DepthNet's input, module -> train mode)."""
         check_image(image, 3, "S2RDepthNet input")
         is_train = (lambda m: bool(train)) if isinstance(train, bool) else (lambda m: m in train)
         code = self.struct_encoder(image)
@@ -60,8 +66,7 @@ class S2RDepthNet(nn.Module):
             attention = self.dsa(image, is_train("dsa"))
             structure = attention * structure
             out.update(attention_map=attention, depth_specific_structure=structure)
-        out["depth"] = self.depth_net(structure, is_train("depth_net"))
-        return out
+        return out, structure, is_train
 
 
 class RGBBaseline(nn.Module):

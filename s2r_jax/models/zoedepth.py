@@ -228,8 +228,11 @@ def zoedepth_config(kind: str) -> dict:
 
 def build_zoedepth(kind: str, **overrides) -> ZoeDepth | ZoeDepthNK:
     """The ZoeDepth model of `kind` ('n', 'k', 'nk') with the official configuration, fields
-    in `overrides` replaced (e.g. dtype=jnp.bfloat16, route='image', or a saved config)."""
+    in `overrides` replaced (e.g. dtype=jnp.bfloat16 or 'bfloat16', route='image', or a saved
+    config)."""
     config = dict(zoedepth_config(kind), **overrides)
+    if isinstance(config.get("dtype"), str):
+        config["dtype"] = jnp.dtype(config["dtype"])
     for field in ("img_size", "taps", "pretrain_grid", "reassemble_features", "n_attractors"):
         if field in config:
             config[field] = tuple(int(v) for v in config[field])

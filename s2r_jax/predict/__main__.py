@@ -1,7 +1,9 @@
-r"""Predict depth for your own images with a trained or converted checkpoint.
+r"""Predict depth for your own images with a trained or converted checkpoint (S2R-DepthNet or
+ZoeDepth).
 
   python -m s2r_jax.predict --checkpoint checkpoints/official_kitti \
       --input photo.jpg frames/ 'drives/*/image_02/*.png' --output_dir out/ [--point_cloud]
+  python -m s2r_jax.predict --checkpoint checkpoints/zoed_n --input photos/ --output_dir out/
 
 Inputs are files, folders (their png/jpg/jpeg files; `--recursive` for sub-folders)
 and glob patterns (quote them so that the shell leaves them to us), in sorted order.
@@ -9,7 +11,11 @@ Every image, whatever its size, is resized (Pillow bicubic, as the official test
 `transforms.Resize`) to the model's input size, predicted in batches under `jax.jit`,
 and the finest depth map is brought back to the image's own resolution with an
 align_corners=True bilinear resize before it is mapped to metres, as the official
-test does. For an input `<stem>.<ext>` it writes into `--output_dir`:
+test does. A ZoeDepth checkpoint runs the official `model.infer(x)` on each image at its own
+size instead (reflect padding, the network at a multiple of 32 near its configured size
+keeping the aspect ratio, torch's bicubic back, flip averaging; --nozoedepth_pad_input and
+--nozoedepth_flip_aug switch the padding and the flip off). For an input `<stem>.<ext>` it
+writes into `--output_dir`:
 
   <stem>_depth.png    the depth, colourised (near red, far blue)
   <stem>_depth16.png  16-bit PNG, round(metres * 256) clipped to 65535 (the KITTI convention)
@@ -48,11 +54,17 @@ def define_flags():
                       "'**' in a pattern match any depth).")
     flags.DEFINE_integer("batch_size", 8, "Images per device batch.")
     flags.DEFINE_float("depth_range_m", None, "Metres for a network output of +1: default the training "
-                       "config's data.depth_range_m, else 80 (KITTI); 8 for the official NYUv2 model.")
+                       "config's data.depth_range_m, else 80 (KITTI); 8 for the official NYUv2 model. "
+                       "Not for models that predict metres (ZoeDepth, the metric-bins variant).")
     flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float64"], "Compute dtype (default: the "
                       "checkpoint's, float32); float64 for exactness checks.")
     flags.DEFINE_list("image_size", None, "H,W to run the network at instead of the checkpoint's (multiples "
-                      "of 16, at least 96); the official KITTI model's is 192,640.")
+                      "of 16, at least 96); the official KITTI model's is 192,640. ZoeDepth: the size its "
+                      "network resizes to (img_size, multiples of 32; ZoeD-N 384,512, ZoeD-K 384,768).")
+    flags.DEFINE_bool("zoedepth_pad_input", True, "ZoeDepth only: reflect-pad the image before the network "
+                      "(the official infer's pad_input).")
+    flags.DEFINE_bool("zoedepth_flip_aug", True, "ZoeDepth only: average with the mirrored image's prediction "
+                      "(the official infer's with_flip_aug).")
     flags.DEFINE_float("colour_max", None, "Colourise depth over [0, colour_max] metres (the same colours in "
                        "every image) instead of each map's own [min, max].")
     flags.DEFINE_bool("point_cloud", False, "Also write <stem>.ply: every pixel back-projected with the "
@@ -107,7 +119,10 @@ def main(argv):
         if f.dtype == "float64":
             import jax
             jax.config.update("jax_enable_x64", True)
-        predictor = load_predictor(f.checkpoint, f.depth_range_m, image_size, dtype=f.dtype)
+        zoedepth_infer = {name: f[flag].value for name, flag in (("pad_input", "zoedepth_pad_input"),
+                                                                ("with_flip_aug", "zoedepth_flip_aug"))
+                          if f[flag].present}
+        predictor = load_predictor(f.checkpoint, f.depth_range_m, image_size, dtype=f.dtype, **zoedepth_infer)
     except (ValueError, OSError) as e:  # PredictError, CheckpointError, orbax's errors
         print(f"error: {f.checkpoint}: {e}", file=sys.stderr)
         sys.exit(1)

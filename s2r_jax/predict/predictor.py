@@ -1,9 +1,14 @@
-"""Prediction on image files: a restored model with the official test preprocessing, run in
-batches under `jax.jit` while threads read and write the files."""
+"""Prediction on image files: a restored model with its official preprocessing, run in
+batches under `jax.jit` while threads read and write the files.
+
+S2R-DepthNet (`Predictor`): the official test's preprocessing at the model's size, the
+finest output resized to each image's size, then metres. ZoeDepth (`ZoeDepthPredictor`):
+the official `model.infer(x)` on each image at its own size."""
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import os
 import sys
 import time
@@ -13,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from s2r_jax.data.preprocessing import model_input
-from s2r_jax.model_loader import CheckpointModelError, LoadedModel, load_model
+from s2r_jax.model_loader import CheckpointModelError, LoadedModel, LoadedZoeDepth, load_model
 from s2r_jax.predict.inputs import expand_inputs, output_names
 from s2r_jax.predict.intrinsics import Intrinsics
 from s2r_jax.predict.writers import write_outputs
@@ -22,44 +27,108 @@ PredictError = CheckpointModelError  # an argument or checkpoint prediction cann
 
 
 class Predictor:
-    """A restored model (`model_loader.LoadedModel`) with what prediction adds: the official
+    """A restored S2R-DepthNet (`model_loader.LoadedModel`) with what prediction adds: the official
     test preprocessing (`data.preprocessing.model_input`, shared with evaluation) and the
-    jitted map back to each image's size in metres (align_corners resize, then metres)."""
+    jitted map back to each image's size in metres (align_corners resize, then metres; the
+    metric-bins variant's metres are only resized)."""
 
     def __init__(self, loaded: LoadedModel):
         import jax
 
         from s2r_jax.models import to_metres
+        from s2r_jax.models.layers import resize_bilinear
 
         self.loaded = loaded
         self.spec, self.meta = loaded.spec, loaded.meta
         self.image_size, self.use_attention = loaded.image_size, loaded.use_attention
-        self.depth_range_m = float(loaded.spec.depth_range_m)
+        self.depth_range_m = loaded.depth_range_m  # None: the metric-bins variant predicts metres
         self.input_dtype = np.float64 if loaded.spec.model["dtype"] == "float64" else np.float32
-        self._metres = jax.jit(to_metres, static_argnames=("size", "max_depth"))
+        self._depth = jax.jit(loaded.depth_fn)
+        if self.depth_range_m is None:
+            self._metres = jax.jit(lambda raw, size: resize_bilinear(raw.astype("float32"), size),
+                                   static_argnames=("size",))
+        else:
+            self._metres = jax.jit(functools.partial(to_metres, max_depth=self.depth_range_m),
+                                   static_argnames=("size",))
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) -> (H, W, 3) in [-1, 1] at the model's size, as the official test."""
         return model_input(rgb, self.image_size, self.input_dtype)
 
     def predict_raw(self, images: np.ndarray):
-        """(N, H, W, 3) in [-1, 1] -> the finest depth output (N, H, W, 1) in [-1, 1], on device."""
-        return self.loaded.finest(images)
+        """(N, H, W, 3) in [-1, 1] -> the finest depth output (N, H, W, 1) in [-1, 1] (metres for the
+        metric-bins variant), on device."""
+        return self._depth(self.loaded.variables, images)
 
     def metres(self, raw, size: Sequence[int]) -> np.ndarray:
         """One raw map (H, W, 1) or (1, H, W, 1) -> float32 metres (h, w) at `size` = (h, w)."""
         raw = raw.reshape((1,) + tuple(raw.shape[-3:]))
-        out = self._metres(raw, size=tuple(int(s) for s in size), max_depth=self.depth_range_m)
+        out = self._metres(raw, size=tuple(int(s) for s in size))
         return np.asarray(out, dtype=np.float32)[0, :, :, 0]
+
+
+class ZoeDepthPredictor:
+    """A restored ZoeDepth (`model_loader.LoadedZoeDepth`) as the official `model.infer(x)` runs
+    it on each image at its own size: RGB / 255 (`ToTensor`), reflect padding, the network at a
+    multiple of 32 near its size keeping the aspect ratio, torch's bicubic back to the padded
+    size, flip averaging (`pad_input`, `with_flip_aug`: the official defaults, True)."""
+
+    def __init__(self, loaded: LoadedZoeDepth, pad_input: bool = True, with_flip_aug: bool = True):
+        import jax
+
+        self.loaded, self.meta, self.image_size = loaded, loaded.meta, loaded.image_size
+        self.depth_range_m, self.use_attention = None, False
+        self.input_dtype = np.float64 if loaded.dtype == "float64" else np.float32
+        self._infer = jax.jit(functools.partial(loaded.metric_depth, pad_input=pad_input,
+                                                with_flip_aug=with_flip_aug))
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 (h, w, 3) -> (h, w, 3) in [0, 1]."""
+        t = self.input_dtype
+        return rgb.astype(t) / t(255)
+
+    def predict_raw(self, images: np.ndarray):
+        """(N, h, w, 3) in [0, 1] -> (N, h, w) metres, on device."""
+        return self._infer(self.loaded.variables, images)
+
+    def metres(self, raw, size: Sequence[int]) -> np.ndarray:
+        """One image's (h, w) metres (already at its size) as float32."""
+        out = np.asarray(raw, dtype=np.float32)
+        if out.shape != tuple(size):
+            raise PredictError(f"ZoeDepth's prediction is {out.shape}, the image {tuple(size)}")
+        return out
 
 
 def load_predictor(checkpoint: str | os.PathLike, depth_range_m: float | None = None,
                    image_size: Sequence[int] | None = None, step: int | None = None,
-                   dtype: str | None = None) -> Predictor:
-    """A `Predictor` for the latest (or given) step of a checkpoint directory (see
-    `model_loader.load_model` for the arguments)."""
-    return Predictor(load_model(checkpoint, step=step, depth_range_m=depth_range_m, image_size=image_size,
-                                dtype=dtype))
+                   dtype: str | None = None, **zoedepth_infer) -> Predictor | ZoeDepthPredictor:
+    """A `Predictor` (S2R-DepthNet) or `ZoeDepthPredictor` for the latest (or given) step of a
+    checkpoint directory (see `model_loader.load_model` for the arguments; `zoedepth_infer`:
+    `pad_input`, `with_flip_aug` of ZoeDepth's infer path)."""
+    loaded = load_model(checkpoint, step=step, depth_range_m=depth_range_m, image_size=image_size, dtype=dtype)
+    if isinstance(loaded, LoadedZoeDepth):
+        return ZoeDepthPredictor(loaded, **zoedepth_infer)
+    if zoedepth_infer:
+        raise PredictError(f"{checkpoint} holds S2R-DepthNet: {sorted(zoedepth_infer)} apply to ZoeDepth only")
+    return Predictor(loaded)
+
+
+def predict_batch(predictor, loaded: list, batch_size: int) -> list[np.ndarray]:
+    """Metres at each image's size for `loaded` = [(index, uint8 image, model input)]. Inputs of
+    one shape share a call on a batch of `batch_size` (padded: one compilation per shape; all
+    of S2R-DepthNet's inputs have the model's size, ZoeDepth's keep the image's)."""
+    out: list = [None] * len(loaded)
+    by_shape: dict = {}
+    for k, (_, _, pre) in enumerate(loaded):
+        by_shape.setdefault(pre.shape, []).append(k)
+    for shape, ks in by_shape.items():
+        x = np.zeros((batch_size,) + shape, predictor.input_dtype)
+        for j, k in enumerate(ks):
+            x[j] = loaded[k][2]
+        raw = predictor.predict_raw(x)
+        for j, k in enumerate(ks):
+            out[k] = predictor.metres(raw[j], loaded[k][1].shape[:2])
+    return out
 
 
 class _Progress:
@@ -137,7 +206,6 @@ def predict_paths(predictor: Predictor, paths: Iterable[str], output_dir: str, *
             logging.info("%s shares its name with another input: written as %s", path, name)
     if images:
         os.makedirs(output_dir, exist_ok=True)
-    h, w = predictor.image_size
     written, done, failed_images = [], 0, 0
 
     def fail(path, reason):
@@ -162,14 +230,7 @@ def predict_paths(predictor: Predictor, paths: Iterable[str], output_dir: str, *
                     fail(images[i], _reason(e))
                     failed += 1
             reads = submit_reads(batches[b + 1]) if b + 1 < len(batches) else []
-            if loaded:
-                x = np.zeros((batch_size, h, w, 3), predictor.input_dtype)  # a fixed shape: one compilation
-                for k, (_, _, pre) in enumerate(loaded):
-                    x[k] = pre
-                raw = predictor.predict_raw(x)
-                depths = [predictor.metres(raw[k], rgb.shape[:2]) for k, (_, rgb, _) in enumerate(loaded)]
-            else:
-                depths = []
+            depths = predict_batch(predictor, loaded, batch_size)
             done_writes = _finish(pending_writes, fail)
             written += done_writes
             done += len(done_writes)

@@ -1,5 +1,6 @@
-"""A depth stage of S2R-DepthNet (stage 1, stage 2, fine-tuning): the network, its variables
-and their official initialisation, the train state, the optimiser and the train step.
+"""A depth stage of S2R-DepthNet (stage 1, stage 2, fine-tuning, and the metric-bins variant):
+the network, its variables and their official initialisation, the train state, the optimiser
+and the train step.
 
 No tensorflow here: the step and the state also run where only jax is installed.
 
@@ -9,7 +10,10 @@ get no gradient, hold no optimiser state and stay bit-identical through training
 
 The step, as the official train.py: the multi-scale L1 of the four DepthNet outputs
 against the ground truth resized with align_corners=True, plus (stage 1) lambda_w times
-the structure-weighted term on the structure map and the full-size ground truth.
+the structure-weighted term on the structure map and the full-size ground truth. The
+metric-bins variant (`config.model.metric_bins`, configs/metric_bins_s2r.py) instead takes
+ZoeDepth's SILog loss on its depth in metres, the ground truth mapped back to metres in the
+step (the pipeline gives d / depth_range_m * 2 - 1) and masked to min_depth < d < max_depth.
 A step whose loss or gradient is not finite is not applied, nor is any later one: the
 state stays at the last good step and `bad_step` records the first bad one, so the
 host stops with a message naming it without synchronising on every step.
@@ -27,6 +31,7 @@ from absl import logging
 
 from s2r_jax import checkpoint, distributed, losses
 from s2r_jax.models import RGBBaseline, S2RDepthNet
+from s2r_jax.models.s2r_metric_bins import S2RMetricBins
 from s2r_jax.training import panels
 from s2r_jax.training.init import official_init
 
@@ -50,12 +55,21 @@ class TrainState:
 
 
 def build_model(model_config) -> S2RDepthNet | RGBBaseline:
-    """The network of `config.model` (S2R-DepthNet, or the demo's RGB baseline)."""
+    """The network of `config.model` (S2R-DepthNet, the metric-bins variant when the config has
+    `model.metric_bins`, or the demo's RGB baseline)."""
     m = model_config
     if m.rgb_baseline:
         return RGBBaseline(m.depth_ngf, dtype=jnp.dtype(m.dtype))
-    return S2RDepthNet(encoder_dim=m.encoder_dim, depth_ngf=m.depth_ngf, dsa_channels=tuple(m.dsa_channels),
-                       shared_prelu=m.shared_prelu, align_corners=m.align_corners, dtype=jnp.dtype(m.dtype))
+    fields = dict(encoder_dim=m.encoder_dim, depth_ngf=m.depth_ngf, dsa_channels=tuple(m.dsa_channels),
+                  shared_prelu=m.shared_prelu, align_corners=m.align_corners, dtype=jnp.dtype(m.dtype))
+    if is_metric(model_config):
+        return S2RMetricBins(**fields, metric_bins=dict(m.metric_bins))
+    return S2RDepthNet(**fields)
+
+
+def is_metric(model_config) -> bool:
+    """Whether the network predicts metres (the metric-bins variant) rather than tanh depth."""
+    return "metric_bins" in model_config
 
 
 def stage_modules(config) -> tuple[str, ...]:
@@ -163,11 +177,14 @@ def loss_fn(model, config, params, state: TrainState, batch):
     variables = state.replace(params=params).variables()
     out, updates = model.apply(variables, batch["image"], train=frozenset(config.train_modules),
                                use_attention=config.use_attention, mutable=["batch_stats"])
-    mask = batch["mask"] if config.loss.masked else None
-    l1 = losses.depth_l1_multiscale(out["depth"], batch["depth"], mask)
-    metrics = {"loss_depth_l1": l1}
-    total = l1
-    if config.loss.struct_weight:
+    if is_metric(config.model):
+        total = metric_loss(out["metric_depth"], batch, config)
+        metrics = {"loss_silog": total}
+    else:
+        mask = batch["mask"] if config.loss.masked else None
+        total = losses.depth_l1_multiscale(out["depth"], batch["depth"], mask)
+        metrics = {"loss_depth_l1": total}
+    if config.loss.get("struct_weight"):  # stage 1 (the metric-bins variant's loss has no such term)
         sw = losses.struct_weighted_loss(out["structure_map"], batch["depth"], config.loss.beta)
         metrics["loss_struct_weighted"] = sw
         total = total + config.loss.struct_weight * sw
@@ -182,23 +199,53 @@ def make_train_step(model, config, tx: optax.GradientTransformation, schedule: o
     def step(state: TrainState, batch):
         grad_fn = jax.value_and_grad(lambda p: loss_fn(model, config, p, state, batch), has_aux=True)
         (loss, (metrics, new_stats)), grads = grad_fn(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.tree.norm(grads)
-        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        apply = ok & (state.bad_step < 0)  # nothing is applied after the first non-finite step
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, old)
-        state = state.replace(
-            step=state.step + 1,
-            params=keep(params, state.params),
-            batch_stats=keep(new_stats, state.batch_stats),
-            opt_state=keep(opt_state, state.opt_state),
-            bad_step=jnp.where((state.bad_step < 0) & ~ok, state.step + 1, state.bad_step),  # as numbered in logs
-        )
+        state, grad_norm = guarded_update(state, tx, loss, grads, batch_stats=new_stats)
         metrics.update(grad_norm=grad_norm, learning_rate=schedule(state.step - 1))
         return state, metrics
 
     return step
+
+
+def guarded_update(state, tx: optax.GradientTransformation, loss: jax.Array, grads, **also):
+    """(state one step on, gradient norm): `grads` applied to `state.params` by `tx`, and the
+    fields in `also` replaced, unless the loss or the gradient is not finite or an earlier
+    step was not; then only `step` advances and `bad_step` records the first bad step."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    apply = ok & (state.bad_step < 0)  # nothing is applied after the first non-finite step
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, old)
+    state = state.replace(
+        step=state.step + 1,
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        bad_step=jnp.where((state.bad_step < 0) & ~ok, state.step + 1, state.bad_step),  # as numbered in logs
+        **{k: keep(v, getattr(state, k)) for k, v in also.items()},
+    )
+    return state, grad_norm
+
+
+def depth_in_metres(batch, depth_range_m: float, min_depth: float, max_depth: float):
+    """The pipeline's depth (d / depth_range_m * 2 - 1) back in metres, and the mask of pixels
+    that are valid and min_depth < d < max_depth (ZoeDepth's training mask)."""
+    depth = (batch["depth"] + 1.0) / 2.0 * depth_range_m
+    return depth, (batch["mask"] > 0) & (depth > min_depth) & (depth < max_depth)
+
+
+def metric_loss(pred_metres: jax.Array, batch, config) -> jax.Array:
+    """ZoeDepth's SILog of a prediction in metres against the batch's ground truth in metres."""
+    depth, mask = depth_in_metres(batch, config.data.depth_range_m, config.loss.min_depth, config.loss.max_depth)
+    return losses.silog_loss(pred_metres, depth, mask, beta=config.loss.silog_beta)
+
+
+def make_eval_predict(model, config):
+    """(`predict(variables, images)` for `DatasetEvaluation`, the metres of a tanh output of +1 or
+    None when the network predicts metres)."""
+    if is_metric(config.model):
+        return lambda v, images: model.apply(v, images, use_attention=config.use_attention)["metric_depth"], None
+    finest = lambda v, images: model.apply(v, images, use_attention=config.use_attention)["depth"][-1]
+    return finest, config.data.depth_range_m
 
 
 def make_predict(model, config):
@@ -215,6 +262,8 @@ def make_panel(model, config):
         out = predict(state.variables(), batch["image"])
         shown = {k: v for k, v in out.items() if k in ("structure_map", "attention_map")}
         shown["depth"] = out["depth"][-1]
+        if "metric_depth" in out:  # on the ground truth's [-1, 1] scale
+            shown["depth"] = out["metric_depth"] / config.data.depth_range_m * 2 - 1
         rows = panels.first_rows({"image": batch["image"], "gt": batch["depth"], **shown}, config.log.num_images)
         return panels.training_panel(rows["image"], {**rows, "depth": [rows["depth"]]}, rows["gt"])
 
