@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 
 # The files that take longest (minutes each on 2 cores), longest first; the rest follow in
 # their usual order.
-LONGEST_FIRST = ("test_multihost.py", "test_training.py", "test_ste.py")
+LONGEST_FIRST = ("test_multihost.py", "test_training.py", "test_ste.py", "test_zoedepth_finetune.py")
 
 
 def pytest_collection_modifyitems(items):
