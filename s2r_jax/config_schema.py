@@ -70,6 +70,11 @@ EVALUATION = {
     "model_image_size": tuple, "model_depth_range_m": float, "dtype": str, "batch_size": int,
     "save_predictions": bool, "distributed": bool, "cluster": CLUSTER,
 }
+ZERO_SHOT = {
+    "checkpoint": str, "predictions": str, "data_dir": str, "datasets": tuple, "num_examples": int,
+    "protocol": str, "reference": str, "model_image_size": tuple, "model_depth_range_m": float, "dtype": str,
+    "batch_size": int, "distributed": bool, "cluster": CLUSTER,
+}
 STAGE_KINDS = {"struct_decoder": DEPTH_STAGE, "dsa_depth": DEPTH_STAGE, "finetune_kitti": DEPTH_STAGE,
                "rgb_baseline": DEPTH_STAGE, "ste_pretrain": STE_PRETRAIN}
 LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
@@ -197,13 +202,23 @@ def validate(config) -> None:
         raise ConfigError(f"{len(problems)} problem(s) in the {stage} config:\n  " + "\n  ".join(problems))
 
 
+def is_zero_shot(config) -> bool:
+    """An `eval.py` config of the zero-shot suite (configs/zero_shot.py) rather than of one dataset."""
+    return "datasets" in config
+
+
 def validate_evaluation(config) -> None:
-    """Raise `ConfigError` listing everything wrong with an `eval.py` config."""
-    problems = shape_problems(config, EVALUATION)
+    """Raise `ConfigError` listing everything wrong with an `eval.py` config (one dataset, or
+    the zero-shot suite)."""
+    zero_shot = is_zero_shot(config)
+    problems = shape_problems(config, ZERO_SHOT if zero_shot else EVALUATION)
     if not problems:
         if bool(config.checkpoint) == bool(config.predictions):
-            problems.append("give exactly one of config.checkpoint (a model) and config.predictions (a file)")
-        if config.checkpoint and config.gt_file:
+            problems.append("give exactly one of config.checkpoint (a model) and config.predictions "
+                            f"({'a directory of <dataset>.npz' if zero_shot else 'a file'})")
+        if zero_shot and config.protocol not in ("zoedepth", "s2r"):
+            problems.append(f"config.protocol must be 'zoedepth' or 's2r', got {config.protocol!r}")
+        if not zero_shot and config.checkpoint and config.gt_file:
             problems.append("config.gt_file is for evaluating a predictions file; a checkpoint is evaluated "
                             "against the dataset's own ground truth (choose it with config.ground_truth)")
         if config.dtype not in DTYPES:

@@ -36,3 +36,15 @@ def procedural_style_images(tmp_path_factory):
     d = tmp_path_factory.mktemp("style")
     procedural.write_dataset(str(d), 16, "real", seed=5, height=120, width=200, verbose=False)
     return str(d / "rgb")
+
+
+@pytest.fixture(scope="session")
+def stage2_checkpoint(procedural_vkitti, tmp_path_factory):
+    """A tiny stage-2 model (configs/dsa_depth.py:local) trained 2 steps on the procedural frames: a
+    workdir that evaluation and prediction tests read like any checkpoint."""
+    from s2r_jax import repo
+    c = repo.load_config("dsa_depth", "local")
+    c.data.data_dir, c.allow_random_frozen, c.num_train_steps, c.log.image_every_steps = procedural_vkitti, True, 2, 0
+    workdir = str(tmp_path_factory.mktemp("stage2") / "w")
+    repo.load_program("train").train(c, workdir)
+    return workdir

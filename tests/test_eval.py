@@ -101,18 +101,8 @@ def test_bad_inputs_are_clear_errors(kitti_files, tmp_path):
         _run_file(c)
 
 
-@pytest.fixture(scope="module")
-def stage2_workdir(procedural_vkitti, tmp_path_factory):
-    """A tiny stage-2 model trained 2 steps on the procedural frames."""
-    c = load_config("dsa_depth", "local")
-    c.data.data_dir, c.allow_random_frozen, c.num_train_steps, c.log.image_every_steps = procedural_vkitti, True, 2, 0
-    workdir = str(tmp_path_factory.mktemp("stage2") / "w")
-    repo.load_program("train").train(c, workdir)
-    return workdir
-
-
 def test_checkpoint_evaluation_equals_predicting_the_images_and_evaluating_the_files(
-        procedural_vkitti, stage2_workdir, tmp_path):
+        procedural_vkitti, stage2_checkpoint, tmp_path):
     """eval.py on a checkpoint (tf.data, the mesh, flip TTA) gives the metrics of the prediction
     program's outputs (s2r_jax.predict on the PNG files) evaluated as a predictions file: one
     preprocessing, one model path, one metrics path."""
@@ -121,7 +111,7 @@ def test_checkpoint_evaluation_equals_predicting_the_images_and_evaluating_the_f
     from s2r_jax.predict import load_predictor
 
     e = load_config("eval_vkitti")
-    e.data.split, e.data.data_dir, e.checkpoint = "train", procedural_vkitti, stage2_workdir
+    e.data.split, e.data.data_dir, e.checkpoint = "train", procedural_vkitti, stage2_checkpoint
     e.protocol, e.crop, e.save_predictions, e.batch_size = "metric", "none", True, 8
     config_schema.validate_evaluation(e)
     mean, per_image, names, kept, _ = evaluator.evaluate_model(e, protocol_from_config(e))
@@ -129,7 +119,7 @@ def test_checkpoint_evaluation_equals_predicting_the_images_and_evaluating_the_f
     gts, gt_names = ground_truth_frames(e)
     assert names == gt_names and names[0].startswith("rgb/")
     # the same frames through the prediction program's path: decode the PNG, preprocess, predict
-    predictor = load_predictor(stage2_workdir)
+    predictor = load_predictor(stage2_checkpoint)
     root = os.path.dirname(procedural_vkitti)  # the raw tree beside the TFDS dir (conftest)
     images = [np.asarray(Image.open(os.path.join(root, "raw", n)).convert("RGB")) for n in names]
     raw = predictor.predict_raw(np.stack([predictor.preprocess(im) for im in images]))
@@ -146,24 +136,24 @@ def test_checkpoint_evaluation_equals_predicting_the_images_and_evaluating_the_f
     assert pipeline.num_examples(e.data) == 16
 
 
-def test_flip_tta_averages_with_the_mirrored_prediction(procedural_vkitti, stage2_workdir):
+def test_flip_tta_averages_with_the_mirrored_prediction(procedural_vkitti, stage2_checkpoint):
     """With flip TTA a frame's prediction is (p(x) + mirror(p(mirror(x)))) / 2, computed here
     from the model alone; zoedepth_kitti predicts the KB-cropped image (the pipeline's crop:
     test_pipeline.py)."""
     import tensorflow_datasets as tfds
 
     from s2r_jax.data import pipeline
-    from s2r_jax.evaluation.evaluator import kb_image_crop
+    from s2r_jax.evaluation.crops import image_crop
     from s2r_jax.evaluation.protocols import get_protocol
     from s2r_jax.evaluation.resize import upsample_to
     from s2r_jax.model_loader import load_model
-    assert kb_image_crop(get_protocol("zoedepth_kitti")) == "kb"
-    assert kb_image_crop(get_protocol("s2r_official")) == "none"
+    assert image_crop(get_protocol("zoedepth_kitti").crop) == "kb"
+    assert image_crop(get_protocol("s2r_official").crop) == "none"
     e = load_config("eval_vkitti")
-    e.data.split, e.data.data_dir, e.checkpoint, e.crop = "train", procedural_vkitti, stage2_workdir, "none"
+    e.data.split, e.data.data_dir, e.checkpoint, e.crop = "train", procedural_vkitti, stage2_checkpoint, "none"
     e.flip_tta, e.save_predictions, e.data.num_examples = True, True, 2
     kept = evaluator.evaluate_model(e, protocol_from_config(e))[3]
-    model = load_model(stage2_workdir)
+    model = load_model(stage2_checkpoint)
     batch = next(iter(tfds.as_numpy(pipeline.eval_dataset(e.data, image_size=model.image_size, batch_size=2))))
     plain = np.asarray(model.finest(batch["image"]))
     mirrored = np.asarray(model.finest(batch["image"][:, :, ::-1]))[:, :, ::-1]

@@ -13,7 +13,8 @@ from PIL import Image
 from s2r_jax import model_loader, predict
 from s2r_jax.checkpoint import Checkpointer
 from s2r_jax.data.imageio import read_png16, read_rgb
-from s2r_jax.models import S2RDepthNet, to_metres
+from s2r_jax.models import to_metres
+from tiny_checkpoint import write_tiny_checkpoint
 
 TINY = dict(encoder_dim=4, depth_ngf=4, dsa_channels=(4, 4, 8, 8, 8, 16, 16, 16), shared_prelu=True,
             align_corners=True, dtype="float32")
@@ -21,37 +22,9 @@ MODEL_SIZE = (96, 160)
 MAX_DEPTH = 80.0
 
 
-def _tiny_variables():
-    """Random variables of the tiny model. Shapes from `eval_shape` and values from NumPy:
-    compiling `model.init` takes ~25 s on a CPU. Non-trivial BatchNorm statistics, so the
-    eval-mode BatchNorm is exercised too."""
-    model = S2RDepthNet(**dict(TINY, dtype=jnp.float32))
-    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, *MODEL_SIZE, 3)))
-    rng = np.random.default_rng(0)
-
-    def fill(path, s):
-        name = path[-1].key
-        if name == "kernel":  # He-normal over the fan-in (HWIO)
-            x = rng.standard_normal(s.shape) * (2.0 / np.prod(s.shape[:-1])) ** 0.5
-        elif name in ("var", "scale"):
-            x = 1 + 0.1 * rng.random(s.shape)
-        elif name == "prelu":
-            x = np.full(s.shape, 0.25)
-        else:  # bias, mean
-            x = 0.1 * rng.standard_normal(s.shape)
-        return x.astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt") / "tiny"
-    config = {"stage": "dsa_depth", "model": TINY, "use_attention": True,
-              "data": {"image_size": list(MODEL_SIZE), "depth_range_m": MAX_DEPTH}}
-    with Checkpointer(d) as c:
-        c.save(0, _tiny_variables(), meta={"written_by": "s2r_jax.train", "config": config})
-    return str(d)
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", TINY, MODEL_SIZE, MAX_DEPTH)
 
 
 def _save(path, h, w, seed):

@@ -31,7 +31,8 @@ def test_models_losses_converter_steps_and_benchmarks_import_without_tensorflow(
             "s2r_jax.data.batching, s2r_jax.data.preprocessing, s2r_jax.data.augment, s2r_jax.data.specs, "
             "s2r_jax.benchmarks.train_step, s2r_jax.benchmarks.gt_export, s2r_jax.benchmarks.inference, "
             "s2r_jax.benchmarks.layers, s2r_jax.model_loader, s2r_jax.predict, s2r_jax.evaluation, "
-            "s2r_jax.evaluation.evaluator, s2r_jax.evaluation.prediction_files\n"
+            "s2r_jax.evaluation.evaluator, s2r_jax.evaluation.prediction_files, "
+            "s2r_jax.export, s2r_jax.export.__main__, s2r_jax.export.to_stablehlo, s2r_jax.benchmarks.export\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

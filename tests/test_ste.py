@@ -7,7 +7,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs_util import load_config, override
-from s2r_jax import repo
 from s2r_jax.data import batching, pipeline
 from s2r_jax.data.style_images import style_dataset
 from s2r_jax.models.structure_translation import StructureTranslator
@@ -15,7 +14,6 @@ from s2r_jax.training.sharding import replicated, state_sharding
 from s2r_jax.training.ste_stage import (abstract_variables, build_models, create_state, initial_variables,
                                         make_optimizer, make_step)
 
-trainer = repo.load_program("train")
 
 def _config(data_dir, style_dir, **overrides):
     c = load_config("ste_pretrain", "local")
@@ -29,8 +27,7 @@ def _mesh(n):
 
 
 def _setup(config, mesh, cast=None):
-    """A state and the jitted step, built as train.py builds them (so that the compiled step is
-    shared, through the compilation cache, with the trainer's runs of the same config)."""
+    """A state and the jitted step, built as train.py builds them."""
     tx = make_optimizer(config)
     abstract = abstract_variables(config)
     shardings = state_sharding(jax.eval_shape(lambda v: create_state(v, tx), abstract), mesh, config.param_sharding)
@@ -63,6 +60,11 @@ def test_style_images_pipeline(procedural_style_images, tmp_path):
     assert batches[0].shape == (4, 96, 160, 3) and batches[0].min() >= -1 and batches[0].max() <= 1
     resumed = next(iter(tfds.as_numpy(style_dataset(procedural_style_images, (96, 160), 4, seed=0, start_step=4))))
     np.testing.assert_array_equal(resumed, batches[4])
+    # a host's rows of one global order: any split of the rows gives the one-host batches' rows
+    for rows in ((0, 1), (1, 3)):
+        part = list(tfds.as_numpy(style_dataset(procedural_style_images, (96, 160), 4, seed=0, rows=rows).take(5)))
+        for whole, mine in zip(batches, part):
+            np.testing.assert_array_equal(whole[list(rows)], mine)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no .png or .jpg files under"):
         style_dataset(str(tmp_path / "empty"), (96, 160), 4)
@@ -123,16 +125,5 @@ def test_sharded_step_equals_single_device_step(procedural_vkitti, procedural_st
         np.testing.assert_allclose(a, b, atol=1e-7, rtol=0)
 
 
-def test_pretrain_then_stage1_loads_the_encoder(procedural_vkitti, procedural_style_images, tmp_path):
-    # the learning rate of the test above: the trainer's compiled step is the one it already compiled
-    config = _config(procedural_vkitti, procedural_style_images, num_train_steps=4,
-                     **{"checkpoint.every_steps": 2, "optimizer.learning_rate": 1e-3})
-    ste = trainer.train(config, str(tmp_path / "ste"))
-    assert int(ste.step) == 4
-    s1 = load_config("struct_decoder", "local")
-    s1.data.data_dir, s1.num_train_steps, s1.log.image_every_steps = procedural_vkitti, 1, 0
-    s1.init_from.struct_encoder = str(tmp_path / "ste")
-    stage1 = trainer.train(s1, str(tmp_path / "stage1"))
-    for a, b in zip(jax.tree.leaves(jax.device_get(ste.gen_params["struct_encoder"])),
-                    jax.tree.leaves(jax.device_get(stage1.frozen["params"]["struct_encoder"])), strict=True):
-        np.testing.assert_array_equal(a, b)
+# Pretraining through train.py, on one and on two processes, and stage 1 loading the encoder it
+# trained: tests/test_multihost.py::test_pretraining_on_two_processes_equals_one.

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from s2r_jax.data import augment, builders, preprocessing  # noqa: F401  (builders registers the datasets)
-from s2r_jax.data.specs import dataset_spec
+from s2r_jax.data.specs import GroundTruth, dataset_spec
 from s2r_jax.data.tf_setup import tf
 
 _SEED_MIX = 1_000_003  # keeps (seed, epoch) combinations distinct
@@ -135,9 +135,9 @@ def train_iterator(cfg, **kwargs) -> Iterator[dict]:
     return iter(tfds.as_numpy(train_dataset(cfg, **kwargs)))
 
 
-def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batch_size: int,
-                 rows: Sequence[int] | None = None, image_crop: str = "none",
-                 dtype: str = "float32") -> tf.data.Dataset:
+def eval_dataset(cfg, *, ground_truth="", image_size: Sequence[int], batch_size: int,
+                 rows: Sequence[int] | None = None, image_crop: str = "none", dtype: str = "float32",
+                 valid_feature: str | None = None) -> tf.data.Dataset:
     """This host's evaluation batches, in the split's stored order, without augmentation.
 
     The split is padded to whole global batches of `batch_size` frames; a host gets its
@@ -145,11 +145,15 @@ def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batc
     `preprocessing.model_input`, at `image_size`, in `dtype` — float64 for exactness checks),
     'gt' at the original resolution in metres (0 = invalid; padded with zeros to the largest
     in the batch), 'gt_shape', 'name', 'index' (the frame's position in the split) and 'real'
-    (False for padding). `image_crop='kb'` predicts the KB-cropped image (ZoeDepth's KITTI
-    protocol); the ground truth stays whole.
+    (False for padding). `image_crop` is the part of the image the model is shown
+    (`preprocessing.image_window`: e.g. 'kb', the KB crop of ZoeDepth's KITTI protocol); the
+    ground truth stays whole. `ground_truth`: a name from the dataset's spec ('' = its
+    default) or a `specs.GroundTruth`; `valid_feature`: a stored mask of valid pixels, applied
+    by zeroing the ground truth outside it.
     """
     rows = _check_rows(rows, batch_size)
-    gt = dataset_spec(cfg.dataset).ground_truth(ground_truth)
+    gt = ground_truth if isinstance(ground_truth, GroundTruth) else dataset_spec(cfg.dataset).ground_truth(
+        ground_truth)
     size = tuple(int(s) for s in image_size)
     np_dtype = np.dtype(dtype)
     tf_dtype = tf.as_dtype(np_dtype)
@@ -164,6 +168,8 @@ def eval_dataset(cfg, *, ground_truth: str = "", image_size: Sequence[int], batc
         image = tf.ensure_shape(tf.numpy_function(image_fn, [ex["image"]], tf_dtype, stateful=False), size + (3,))
         depth = tf.cast(ex[gt.feature], tf.float32)
         depth = tf.reshape(depth, tf.shape(depth)[:2]) * gt.unit_m
+        if valid_feature:
+            depth = tf.where(tf.reshape(tf.cast(ex[valid_feature], tf.bool), tf.shape(depth)), depth, 0.0)
         return {"image": image, "gt": depth, "gt_shape": tf.shape(depth)[:2], "name": ex["name"], "index": index,
                 "real": True}
 

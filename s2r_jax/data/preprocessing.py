@@ -18,6 +18,9 @@ from PIL import Image
 
 # KB crop (KITTI benchmark / BTS / ZoeDepth `do_kb_crop`): the bottom-centred 352x1216 window.
 KB_HEIGHT, KB_WIDTH = 352, 1216
+# Cityscapes as ManyDepth evaluates it: the model sees the image without its bottom 25 % (the ego car).
+CITYSCAPES_KEEP_FRACTION = 0.75
+IMAGE_CROPS = ("none", "kb", "cityscapes", "make3d")
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
@@ -55,11 +58,26 @@ def kb_crop(array: np.ndarray) -> np.ndarray:
     return array[top:top + KB_HEIGHT, left:left + KB_WIDTH]
 
 
-def model_input(rgb: np.ndarray, size: Sequence[int], dtype=np.float32, crop: str = "none") -> np.ndarray:
-    """What an S2R-DepthNet takes, from a uint8 image of any size: optionally KB-cropped
-    (`crop='kb'`, what ZoeDepth's KITTI protocol predicts), resized to `size` (H, W), in [-1, 1]."""
+def image_window(shape: Sequence[int], crop: str) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the part of an image of `shape` a protocol shows the model:
+    'kb' the KB crop (ZoeDepth's KITTI protocol), 'cityscapes' the top 75 % (Python's round, as
+    ManyDepth), 'make3d' the 2:1 centre crop (height = width / 2, as the Make3D C1 evaluations),
+    'none' the whole image."""
+    h, w = int(shape[0]), int(shape[1])
+    if crop == "none":
+        return 0, h, 0, w
     if crop == "kb":
-        rgb = kb_crop(rgb)
-    elif crop != "none":
-        raise ValueError(f"unknown image crop {crop!r}; choose 'none' or 'kb'")
-    return normalise(resize_rgb(rgb, size), dtype)
+        top, left = kb_offsets(shape)
+        return top, top + KB_HEIGHT, left, left + KB_WIDTH
+    if crop == "cityscapes":
+        return 0, int(round(h * CITYSCAPES_KEEP_FRACTION)), 0, w
+    if crop == "make3d":
+        return int((h - w / 2) / 2), int((h + w / 2) / 2), 0, w
+    raise ValueError(f"unknown image crop {crop!r}; choose one of {IMAGE_CROPS}")
+
+
+def model_input(rgb: np.ndarray, size: Sequence[int], dtype=np.float32, crop: str = "none") -> np.ndarray:
+    """What an S2R-DepthNet takes, from a uint8 image of any size: the part of it a protocol
+    shows the model (`image_window`), resized to `size` (H, W), in [-1, 1]."""
+    top, bottom, left, right = image_window(rgb.shape, crop)
+    return normalise(resize_rgb(rgb[top:bottom, left:right], size), dtype)

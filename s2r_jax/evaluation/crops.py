@@ -5,7 +5,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from s2r_jax.data.preprocessing import KB_HEIGHT, KB_WIDTH, kb_offsets
+from s2r_jax.data.preprocessing import KB_HEIGHT, KB_WIDTH, image_window, kb_offsets
 from s2r_jax.evaluation.protocols import CROPS
 
 # Garg et al., ECCV 2016 crop, as fractions of (H, H, W, W): rows [top, bottom), cols [left, right).
@@ -17,13 +17,21 @@ NYU_EIGEN_BOX = (45, 471, 41, 601)
 NYU_EIGEN_SHAPE = (480, 640)
 
 # Cityscapes (ManyDepth's evaluate_depth.py): the model sees the image without its bottom 25 %
-# (the ego car): rows [0, round(0.75 H)); evaluation uses rows 256: and columns 192:1856 of that.
-CITYSCAPES_KEEP_FRACTION, CITYSCAPES_BOX = 0.75, (256, None, 192, 1856)
+# (the ego car; preprocessing.image_window): rows [0, round(0.75 H)); evaluation uses rows 256:
+# and columns 192:1856 of that.
+CITYSCAPES_BOX = (256, None, 192, 1856)
 # Make3D C1 (T2Net / GASDA / monodepth evaluations): the image is centre-cropped to 2:1 and the
 # 55-row laser grid to its 21 middle rows, int((55 - 21) / 2):int((55 + 21) / 2) = 17:38.
 MAKE3D_GRID_ROWS, MAKE3D_CROP_ROWS = 55, 21
 
 Box = Tuple[int, int, int, int]
+# The image crop (data.preprocessing.image_window) a protocol's crop shows the model.
+IMAGE_CROP = {"kb_garg": "kb", "cityscapes": "cityscapes", "make3d_c1": "make3d"}
+
+
+def image_crop(protocol_crop: str) -> str:
+    """What part of the image the model is shown under an evaluation crop (see `IMAGE_CROP`)."""
+    return IMAGE_CROP.get(protocol_crop, "none")
 
 
 def _shape2(shape: Sequence[int]) -> Tuple[int, int]:
@@ -60,11 +68,8 @@ def input_window(shape: Sequence[int], crop: str) -> Box:
     (`make3d_image_window` gives the image's rows); any other crop: the whole frame.
     """
     h, w = _shape2(shape)
-    if crop == "kb_garg":
-        top, left = kb_offsets((h, w))
-        return top, top + KB_HEIGHT, left, left + KB_WIDTH
-    if crop == "cityscapes":
-        return 0, int(round(h * CITYSCAPES_KEEP_FRACTION)), 0, w
+    if crop in ("kb_garg", "cityscapes"):  # the same part of the ground truth as of the image
+        return image_window((h, w), IMAGE_CROP[crop])
     if crop == "make3d_c1":
         return (*_make3d_rows(h), 0, w)
     return 0, h, 0, w
@@ -73,9 +78,7 @@ def input_window(shape: Sequence[int], crop: str) -> Box:
 def make3d_image_window(shape: Sequence[int]) -> Box:
     """The 2:1 centre crop of a Make3D image (2272x1704 portrait: rows 710:1562), which the
     model is shown under 'make3d_c1': height = width / 2, as the C1 evaluations crop it."""
-    h, w = _shape2(shape)
-    new_h = w / 2
-    return int((h - new_h) / 2), int((h + new_h) / 2), 0, w
+    return image_window(_shape2(shape), "make3d")
 
 
 def crop_box(shape: Sequence[int], crop: str) -> Box:

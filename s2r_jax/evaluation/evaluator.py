@@ -20,6 +20,7 @@ import numpy as np
 from s2r_jax import console, distributed
 from s2r_jax.data import batching
 from s2r_jax.evaluation import metrics
+from s2r_jax.evaluation.crops import image_crop, input_window
 from s2r_jax.evaluation.protocols import METRIC_NAMES, Protocol
 from s2r_jax.evaluation.resize import upsample_to
 
@@ -35,27 +36,26 @@ class EvalResult:
     local_predictions: list  # (index, name, metres at ground-truth size) of this host's frames, if kept
 
 
-def kb_image_crop(protocol: Protocol) -> str:
-    """The image crop a protocol predicts on: ZoeDepth's KITTI protocol predicts the KB-cropped image."""
-    return "kb" if protocol.crop == "kb_garg" else "none"
-
-
 class DatasetEvaluation:
     """Evaluates `predict(variables, images) -> finest depth (N, H, W, 1) in [-1, 1]` on a dataset split.
 
-    `data_cfg`: {dataset, tfds_config, data_dir, split, num_examples}; `image_size` and
-    `depth_range_m`: the model's input size and the metres of a tanh output of +1; `dtype`:
-    the dtype of the images fed to the model (float64 for exactness checks).
+    `data_cfg`: {dataset, tfds_config, data_dir, split, num_examples}; `ground_truth`: a name
+    of the dataset's spec or a `specs.GroundTruth`, with `valid_feature` a stored validity
+    mask; `image_size` and `depth_range_m`: the model's input size and the metres of a tanh
+    output of +1; `dtype`: the dtype of the images fed to the model (float64 for exactness
+    checks). The model is shown the part of each image the protocol's crop names
+    (`crops.image_crop`: the KB crop for ZoeDepth's KITTI protocol).
     """
 
-    def __init__(self, data_cfg, ground_truth: str, protocol: Protocol, mesh, *, batch_size: int,
-                 image_size, depth_range_m: float, dtype: str = "float32", progress: bool = True):
+    def __init__(self, data_cfg, ground_truth, protocol: Protocol, mesh, *, batch_size: int,
+                 image_size, depth_range_m: float, dtype: str = "float32", progress: bool = True,
+                 valid_feature: str | None = None):
         batching.check_divisible(batch_size, mesh, "the evaluation batch size")
         self.data_cfg, self.ground_truth, self.protocol, self.mesh = data_cfg, ground_truth, protocol, mesh
         self.batch_size, self.image_size = batch_size, tuple(int(s) for s in image_size)
-        self.depth_range_m, self.progress = float(depth_range_m), progress
+        self.depth_range_m, self.progress, self.valid_feature = float(depth_range_m), progress, valid_feature
         self.input_dtype = "float64" if dtype == "float64" else "float32"
-        self.image_crop = kb_image_crop(protocol)
+        self.image_crop = image_crop(protocol.crop)
 
     def _predictor(self, predict: Callable):
         flip = self.protocol.flip_tta
@@ -73,8 +73,11 @@ class DatasetEvaluation:
         raw = raw[..., 0]
         if raw.dtype != np.float64:
             raw = raw.astype(np.float32)  # bf16 outputs are resized in float32
-        target = (352, 1216) if self.image_crop == "kb" else gt.shape
-        up = upsample_to(raw, target)
+        if self.protocol.crop == "make3d_c1":
+            up = raw  # its protocol resizes by nearest neighbour (metrics.evaluate_frame); metres commute with it
+        else:
+            top, bottom, left, right = input_window(gt.shape, self.protocol.crop)
+            up = upsample_to(raw, (bottom - top, right - left))
         metres = (up + 1.0) / 2.0 * up.dtype.type(self.depth_range_m)
         result = metrics.evaluate_frame(gt, metres, self.protocol, index=index,
                                         pred_is_kb_cropped=self.image_crop == "kb")
@@ -90,7 +93,7 @@ class DatasetEvaluation:
         rows = batching.host_rows(self.mesh, self.batch_size)
         dataset = pipeline.eval_dataset(self.data_cfg, ground_truth=self.ground_truth, image_size=self.image_size,
                                         batch_size=self.batch_size, rows=rows, image_crop=self.image_crop,
-                                        dtype=self.input_dtype)
+                                        dtype=self.input_dtype, valid_feature=self.valid_feature)
         finest = self._predictor(predict)
         table = np.full((total, len(_FIELDS)), np.nan)
         present = np.zeros(total, bool)

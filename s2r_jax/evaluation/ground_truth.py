@@ -13,20 +13,27 @@ def _from_file(path: str):
     return gts, names or [str(i) for i in range(len(gts))]
 
 
-def _from_dataset(data_cfg, ground_truth: str):
+def dataset_frames(data_cfg, ground_truth="", valid_feature: str | None = None):
+    """(ground-truth maps in metres, frame names) of a built dataset, in its stored order.
+    `ground_truth`: a name of the dataset's spec or a `specs.GroundTruth`; `valid_feature`: a
+    stored mask of valid pixels (0 outside it)."""
     import tensorflow_datasets as tfds
 
     from s2r_jax.data import pipeline
-    from s2r_jax.data.specs import dataset_spec
+    from s2r_jax.data.specs import GroundTruth, dataset_spec
 
-    gt = dataset_spec(data_cfg.dataset).ground_truth(ground_truth)
+    gt = ground_truth if isinstance(ground_truth, GroundTruth) else dataset_spec(data_cfg.dataset).ground_truth(
+        ground_truth)
     pipeline.num_examples(data_cfg)  # a clear error when the dataset is not built
     ds = pipeline.builder(data_cfg).as_dataset(split=pipeline.split_name(data_cfg), shuffle_files=False,
                                                decoders={"image": tfds.decode.SkipDecoding()})
     gts, names = [], []
     for ex in tfds.as_numpy(ds):
         depth = np.asarray(ex[gt.feature], np.float32)
-        gts.append(depth.reshape(depth.shape[:2]) * np.float32(gt.unit_m))
+        depth = depth.reshape(depth.shape[:2]) * np.float32(gt.unit_m)
+        if valid_feature:
+            depth = np.where(np.asarray(ex[valid_feature], bool).reshape(depth.shape), depth, np.float32(0))
+        gts.append(depth)
         names.append(ex["name"].decode())
     return gts, names
 
@@ -35,4 +42,4 @@ def ground_truth_frames(config) -> tuple[list[np.ndarray], list[str]]:
     """(ground-truth maps in metres, frame names), in split order, for an `eval.py` config."""
     if config.gt_file:
         return _from_file(config.gt_file)
-    return _from_dataset(config.data, config.ground_truth)
+    return dataset_frames(config.data, config.ground_truth)

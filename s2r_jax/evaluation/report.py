@@ -30,17 +30,22 @@ def write_results(workdir: str, protocol: Protocol, mean: Dict[str, float], per_
     per_image.csv (one row per frame, empty where a frame had no valid ground truth)."""
     os.makedirs(workdir, exist_ok=True)
     result = {"protocol": protocol.to_dict(), "metrics": mean, "source": source}
-    _write_atomically(os.path.join(workdir, "metrics.json"), json.dumps(result, indent=2))
+    write_text_atomically(os.path.join(workdir, "metrics.json"), json.dumps(result, indent=2))
+    write_per_image(os.path.join(workdir, "per_image.csv"), per_image, names)
+
+
+def write_per_image(path: str, per_image, names) -> None:
+    """One CSV row per frame: index, name, the metrics and the median scale."""
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["index", "name", *METRIC_NAMES, "scale"])
     for i, (name, m) in enumerate(zip(names, per_image)):
         values = [m.get(k, "") for k in METRIC_NAMES] + [m.get("scale", "")] if m else [""] * (len(METRIC_NAMES) + 1)
         writer.writerow([i, name, *values])
-    _write_atomically(os.path.join(workdir, "per_image.csv"), rows.getvalue())
+    write_text_atomically(path, rows.getvalue())
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_text_atomically(path: str, text: str) -> None:
     with open(path + ".partial", "w", newline="") as f:
         f.write(text)
     os.replace(path + ".partial", path)

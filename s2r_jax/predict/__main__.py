@@ -70,7 +70,8 @@ def define_flags():
                       "for intrinsics you give; 375,1242 for KITTI's.")
 
 
-def _pair(name: str, values) -> tuple[int, int] | None:
+def parse_pair(name: str, values) -> tuple[int, int] | None:
+    """A list flag's 'H,W' -> (H, W), None if not given; a UsageError naming --`name` otherwise."""
     if not values:
         return None
     try:
@@ -95,11 +96,11 @@ def main(argv):
         raise app.UsageError("give at least one --input (a file, folder or glob pattern)")
     if f.batch_size < 1:
         raise app.UsageError(f"--batch_size must be at least 1, got {f.batch_size}")
-    image_size = _pair("image_size", f.image_size)
+    image_size = parse_pair("image_size", f.image_size)
     try:
         if image_size is not None:
             check_model_size(image_size)
-        intrinsics = intrinsics_from_flags(f.fx, f.fy, f.cx, f.cy, _pair("intrinsics_size", f.intrinsics_size))
+        intrinsics = intrinsics_from_flags(f.fx, f.fy, f.cx, f.cy, parse_pair("intrinsics_size", f.intrinsics_size))
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     try:

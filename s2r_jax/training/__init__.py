@@ -1,5 +1,7 @@
-"""Training: configs, official initialisation, train state, the sharded step, the loop.
+"""Training: the pieces `train.py` composes, top-down.
 
-`config`, `init`, `state`, `step` and `sharding` import without tensorflow (they run
-on machines without it); `loop` drives the tf.data pipeline and clu logging.
+`depth_stage` (stage 1, stage 2, fine-tuning: network, official init and `init_from`, train
+state, loss and step), `ste_stage` (structure-encoder pretraining), `init` (the official
+initialisers), `sharding` (mesh and sharding rules), `panels` (TensorBoard images) and
+`loop` (the loop both kinds share). All but `loop` (clu) import without tensorflow.
 """

@@ -146,12 +146,13 @@ def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step
         shown = " ".join(f"{k} {results[k]:.4f}" for k in ("abs_rel", "rmse", "a1") if k in results)
         console.say(f"eval at step {step}: {shown}" + (f" (best {best.metric} so far)" if improved else ""))
 
-    averaged = None
+    averaged, collection = None, None
     try:
         for step in range(first_step + 1, num_steps + 1):
             batch = next(batches)
             state, metrics = train_step(state, batch)
-            update = _averaged_metrics(sorted(metrics)).single_from_model_output(**metrics)
+            collection = collection or _averaged_metrics(sorted(metrics))
+            update = collection.single_from_model_output(**metrics)
             averaged = update if averaged is None else averaged.merge(update)
             for hook in hooks:
                 hook(step)
