@@ -237,7 +237,36 @@ def report(results, invariance, config) -> str:
                                                   else None)
             cells.append(_pm([f["style_scene"] for f in figs], 3) if figs else "")
         lines.append(f"{row:<44}{cells[0]:>18}{cells[1]:>18}")
+    lines += ["=> " + line for line in invariance_verdict(invariance)]
     return "\n".join(lines)
+
+
+def invariance_verdict(invariance) -> list[str]:
+    """Where the style invariance is won and lost, in words: the paper's mechanism needs the
+    pretrained code to be more style-free than the image, and DepthNet's input
+    (attention x structure) to stay so."""
+    from s2r_jax.diagnostics import style_invariance as si
+
+    def figure(key):
+        return mean_sd([f["style_scene"] for f in invariance[key]])
+
+    image = figure(("", si.IMAGE))[0]
+    init = figure(("", f"{si.STRUCT_CODE}, encoder at init"))[0]
+    code = figure(("", f"{si.STRUCT_CODE}, after pretraining"))[0]
+    (smap, smap_sd), (dss, dss_sd) = figure(("stage2", si.STRUCTURE_MAP)), figure(("stage2", si.DEPTH_SPECIFIC))
+    gained = code < init and code < image
+    out = [f"pretraining {'made' if gained else 'did NOT make'} the structure code more style-free: style/scene "
+           f"{init:.3f} at init -> {code:.3f} (the image: {image:.3f})"]
+    if not np.isfinite(dss_sd):
+        dss_sd = 0.0
+    if dss + dss_sd < image:
+        out.append(f"DepthNet's input (depth-specific structure, {dss:.3f} ± {dss_sd:.3f}) is more style-free than "
+                   f"the RGB baseline's (the image, {image:.3f})")
+    else:
+        out.append(f"but DepthNet's input (depth-specific structure, {dss:.3f} ± {dss_sd:.3f}) is no more "
+                   f"style-free than the RGB baseline's (the image, {image:.3f}): the structure map "
+                   f"({smap:.3f} ± {smap_sd:.3f}) and the attention map lose what the pretrained code had")
+    return out
 
 
 def _claim_workdir(config, workdir):

@@ -151,3 +151,39 @@ def test_cli_on_a_checkpoint_and_two_folders(tmp_path, pairs):
     want = si.measure(si.image_representation, a / 127.5 - 1, b / 127.5 - 1)[si.IMAGE]
     np.testing.assert_allclose([rows[0]["corr"], rows[0]["style_scene"]], [want["corr"], want["style_scene"]],
                                rtol=1e-6)
+
+
+def test_demo_verdict_reads_the_paired_seed_differences():
+    """The demo's conclusion: 'not shown' unless the paired difference exceeds its spread."""
+    from s2r_jax import demo
+
+    m, s = demo.mean_sd([1.0, 2.0, 6.0])
+    np.testing.assert_allclose([m, s], [3.0, np.std([1.0, 2.0, 6.0], ddof=1)], rtol=1e-12)
+    assert np.isnan(demo.mean_sd([1.0])[1])
+    # S2R-DepthNet loses 0.01, 0.012, 0.011 less than the baseline: shown, with mean and spread
+    good = demo.shift_verdict([0.01, 0.01, 0.01], [0.02, 0.022, 0.021])
+    assert good.startswith("S2R-DepthNet loses 0.0110 ± 0.0010 abs_rel less") and "not shown" not in good
+    assert "MORE" in demo.shift_verdict([0.02, 0.022, 0.021], [0.01, 0.01, 0.01])
+    within = demo.shift_verdict([0.01, 0.03, 0.01], [0.02, 0.01, 0.025])  # mean +0.0017, spread 0.0189
+    assert "differ by +0.0017 ± 0.0189" in within and "not shown" in within
+    assert "no conclusion" in demo.shift_verdict([0.01], [0.02])
+
+
+def test_demo_invariance_verdict_says_where_the_invariance_is_lost():
+    from s2r_jax import demo
+
+    def figs(*values):
+        return [{"style_scene": v} for v in values]
+
+    inv = {("", si.IMAGE): figs(0.65), ("", f"{si.STRUCT_CODE}, encoder at init"): figs(0.6),
+           ("", f"{si.STRUCT_CODE}, after pretraining"): figs(0.24),
+           ("stage2", si.STRUCTURE_MAP): figs(0.5, 0.7, 0.6), ("stage2", si.DEPTH_SPECIFIC): figs(0.5, 0.8, 0.65)}
+    lost = demo.invariance_verdict(inv)
+    assert lost[0] == "pretraining made the structure code more style-free: style/scene 0.600 at init -> 0.240 " \
+                      "(the image: 0.650)"
+    assert lost[1].startswith("but DepthNet's input (depth-specific structure, 0.650 ± 0.150) is no more")
+    inv[("stage2", si.DEPTH_SPECIFIC)] = figs(0.2, 0.3, 0.25)
+    assert demo.invariance_verdict(inv)[1].startswith("DepthNet's input (depth-specific structure, 0.250 ± 0.050) "
+                                                      "is more style-free")
+    inv[("", f"{si.STRUCT_CODE}, after pretraining")] = figs(0.7)
+    assert demo.invariance_verdict(inv)[0].startswith("pretraining did NOT make")
