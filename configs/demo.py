@@ -2,8 +2,8 @@
 
 Small widths and sizes so that everything — data, structure-encoder pretraining, stage 1,
 stage 2 and an RGB baseline for each of three seeds, evaluation, the style-invariance
-figures — runs in about 10 minutes on a 2-core CPU. Not the paper's setting: see
-configs/struct_decoder.py and configs/dsa_depth.py for that. The values marked [val] were
+figures — runs in about 17 minutes on an idle 2-core CPU (docs/benchmarks.md). Not the
+paper's setting: see configs/struct_decoder.py and configs/dsa_depth.py for that. The values marked [val] were
 chosen on the validation render (data.test_seed=3), never on the test scenes; the runs
 behind them are in docs/benchmarks.md.
 """
