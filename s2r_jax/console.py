@@ -7,6 +7,7 @@ switched off. `say` prints one line, on host 0 only. No tensorflow here.
 """
 from __future__ import annotations
 
+import contextlib
 import logging as pylogging
 import os
 import sys
@@ -15,7 +16,7 @@ import time
 import jax
 from absl import logging
 
-_STATE = {"file_handler": None}
+_STATE = {"file_handler": None, "quiet": 0}
 
 
 def setup(log_file: str | None = None, verbose: bool = False) -> None:
@@ -68,8 +69,19 @@ def log_file(workdir: str) -> str:
 def say(message: str) -> None:
     """One line on the terminal (host 0 only), also written to the log file."""
     logging.info("%s", message)
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not _STATE["quiet"]:
         print(message, flush=True)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Within it, `say` writes to the log file only: for a caller that prints its own one-line
+    summary of a run (the demo's repeated seeds)."""
+    _STATE["quiet"] += 1
+    try:
+        yield
+    finally:
+        _STATE["quiet"] -= 1
 
 
 def duration(seconds: float) -> str:

@@ -66,7 +66,9 @@ def main(argv):
     t0 = time.time()
     try:
         data = demo.render_data(config, workdir)
-        s2r = demo.train_s2r(config, workdir, data)
+        trainer = repo.load_program("train")
+        ste = demo.pretrain(config, workdir, data, trainer)
+        s2r = demo.train_seed(config, workdir, data, ste, config.seeds[0], trainer, baseline=False)
         runs = {"tanh": s2r["stage2"], "metric_bins": train_metric_bins(config, workdir, data, s2r["stage1"])}
         console.say("\n=== evaluation")
         results = evaluate(runs, data)

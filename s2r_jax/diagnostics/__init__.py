@@ -1,0 +1,1 @@
+"""Diagnostics of trained models: what a representation keeps and what it drops."""
