@@ -16,6 +16,7 @@ so a checkpoint restores onto any mesh or a single device.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable
 
@@ -25,6 +26,30 @@ import orbax.checkpoint as ocp
 VARIABLES = "variables"
 META = "meta"
 TRAIN = "train"
+
+# [ours] Orbax's replica-parallel saving (on by default off GPUs) splits every replicated
+# array between its replicas, each writing one slice: one eager `slice` per array and
+# replica, each compiled on first use -- hundreds of compilations per process for a
+# network of hundreds of small arrays, which on the CPU took longer than the save itself.
+# Slices under 1 MiB per replica gain nothing from being written in parallel, so only
+# arrays above that are split; the rest are written whole by their first replica
+# (on many hosts, the host that holds it). Same on-disk format either way.
+MIN_REPLICA_SLICE_BYTES = 1 << 20
+
+
+def _register_array_handler() -> None:
+    absl_logger = logging.getLogger("absl")  # orbax warns that it replaces its own default handler
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        ocp.type_handlers.register_type_handler(
+            jax.Array, ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES),
+            override=True)
+    finally:
+        absl_logger.setLevel(level)
+
+
+_register_array_handler()
 
 
 class CheckpointError(ValueError):

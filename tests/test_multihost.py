@@ -18,9 +18,13 @@ from configs_util import load_config
 from s2r_jax import checkpoint, repo
 from s2r_jax.local_cluster import Cluster
 
-STEPS = 10
+STEPS = 8
+# Narrower than the `:local` smoke run (widths 8): a float64 step then takes a third of the
+# time, and these tests run a few dozen of them on every topology.
+NARROW = {"model.encoder_dim": 4, "model.depth_ngf": 4}
 COMMON = ["--config.allow_random_frozen=True", "--config.model.dtype=float64", "--config.log.every_steps=2",
-          "--config.log.image_every_steps=0", "--config.checkpoint.keep=10"]
+          "--config.checkpoint.keep=10", "--config.checkpoint.every_steps=2",
+          *(f"--config.{k}={v}" for k, v in NARROW.items())]
 
 
 def _train_args(data_dir, workdir, *more):
@@ -40,17 +44,20 @@ def _variables(workdir, step=None):
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    """One compilation cache for every launch of the module: relaunches of a program compile once."""
+    """One compilation cache for every launch of the module: relaunches of a program compile once
+    (on process 0: JAX writes the cache from process 0 only, and the other processes' keys differ)."""
     return str(tmp_path_factory.mktemp("xla_cache"))
 
 
 @pytest.fixture(scope="module")
 def reference(procedural_vkitti, tmp_path_factory):
-    """The same stage-1 run in this one process on 8 devices, a checkpoint every 2 steps."""
+    """The same stage-1 run in this one process on 8 devices, replicated, a checkpoint every 2 steps."""
     c = load_config("struct_decoder", "local")
     c.data.data_dir, c.allow_random_frozen, c.num_train_steps = procedural_vkitti, True, STEPS
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 2, 0
     c.checkpoint.every_steps, c.checkpoint.keep = 2, 10
+    for k, v in NARROW.items():
+        c.model[k.split(".")[1]] = v
     workdir = str(tmp_path_factory.mktemp("reference") / "w")
     with jax.enable_x64(True):
         repo.load_program("train").train(c, workdir)
@@ -58,72 +65,85 @@ def reference(procedural_vkitti, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fsdp_run(procedural_vkitti, tmp_path_factory, cache_dir):
-    """2 processes x 4 devices, FSDP parameters, 4 steps, with image panels."""
-    d = tmp_path_factory.mktemp("fsdp")
-    args = _train_args(procedural_vkitti, d / "w", "--config.param_sharding=fsdp", "--config.num_train_steps=4",
-                       "--config.checkpoint.every_steps=2", "--config.log.image_every_steps=4")
-    with Cluster("train.py", args, 2, 4, str(d / "logs"), cache_dir) as cluster:
-        codes = cluster.wait(900)
-        outputs = [cluster.output(i) for i in range(2)]
-    assert codes == [0, 0], outputs
-    return {"workdir": str(d / "w"), "outputs": outputs}
+def interrupted_run(procedural_vkitti, tmp_path_factory, cache_dir):
+    """One FSDP stage-1 run of STEPS steps through three launches, as a preempted job lives:
+    1. 2 x 4 devices; kill -9 of process 1 once checkpoint 2 is complete;
+    2. relaunched on 4 x 2 devices, it resumes; SIGTERM to process 2 only, once a step is logged;
+    3. relaunched on 2 x 4 devices, it finishes (with an image panel at the last step).
+    Returns what each launch did; the tests below check it."""
+    d = tmp_path_factory.mktemp("interrupted")
+    workdir = d / "w"
+    args = _train_args(procedural_vkitti, workdir, "--config.param_sharding=fsdp",
+                       f"--config.log.image_every_steps={STEPS}")
+    run = {"workdir": str(workdir), "host0_pids": []}
+    with Cluster("train.py", args, 2, 4, str(d / "l1"), cache_dir, heartbeat_s=5) as cluster:
+        run["host0_pids"].append(cluster.procs[0].pid)
+        cluster.wait_for(lambda: os.path.isdir(workdir / "2"), timeout=600)
+        cluster.signal(1, signal.SIGKILL)
+        run["killed_codes"] = cluster.wait(120)  # heartbeat 5 s: the survivor is stopped well within this
+        run["killed_err"] = cluster.output(0, "err")
+    run["killed_at"] = checkpoint.Checkpointer(workdir).latest_step()  # only complete steps are listed
+    assert run["killed_at"] == 2, run  # killed within 0.2 s of checkpoint 2, before step 4's could complete
+    with Cluster("train.py", args, 4, 2, str(d / "l2"), cache_dir) as cluster:
+        run["host0_pids"].append(cluster.procs[0].pid)
+        cluster.wait_for(lambda: re.search(r"^step \d+/", cluster.output(0), re.M) is not None, timeout=600)
+        cluster.signal(2, signal.SIGTERM)  # its handler is set: every host has finished a step
+        run["terminated_codes"] = cluster.wait(300)
+        run["terminated_out"], run["terminated_err"] = cluster.output(0), cluster.output(0, "err")
+    run["stopped"] = checkpoint.Checkpointer(workdir).latest_step()
+    with Cluster("train.py", args, 2, 4, str(d / "l3"), cache_dir) as cluster:
+        run["host0_pids"].append(cluster.procs[0].pid)
+        run["finished_codes"] = cluster.wait(600)
+        run["finished_outputs"] = [cluster.output(i) for i in range(2)]
+        run["finished_err"] = cluster.output(0, "err")
+    return run
 
 
-def test_two_processes_train_as_one_and_only_host_0_writes_logs(fsdp_run, reference):
-    """2 x 4 devices with FSDP equals 1 x 8 replicated: the data of a step, the collectives and
-    the collective checkpoint do not depend on the topology."""
-    assert _max_diff(_variables(fsdp_run["workdir"]), _variables(reference, 4)) <= 1e-6
-    # the 2-process checkpoint restores onto one device of this process (eval, predict, init_from)
-    one = _variables(fsdp_run["workdir"])
-    assert {tuple(x.sharding.device_set)[0] for x in jax.tree.leaves(one)} == {jax.local_devices()[0]}
-    host0, host1 = fsdp_run["outputs"]
-    assert "step 4/4" in host0 and "of 2 processes" in host0 and "step " not in host1
-    events = glob.glob(os.path.join(fsdp_run["workdir"], "events.out.tfevents.*"))
-    assert len(events) == 1  # host 0 only
+def test_a_killed_host_stops_the_others_naming_it(interrupted_run):
+    codes, err = interrupted_run["killed_codes"], interrupted_run["killed_err"]
+    assert codes[0] != 0 and codes[1] == -signal.SIGKILL
+    assert re.search(r"Task 1 heartbeat timeout|stopped sending heartbeats\):\s*1\b", err), err[-3000:]
+
+
+def test_sigterm_to_one_host_saves_the_same_step_on_all(interrupted_run):
+    run = interrupted_run
+    assert run["terminated_codes"] == [0, 0, 0, 0], run["terminated_err"][-3000:]
+    said = run["terminated_out"]
+    assert f"resumed from {run['workdir']} at step {run['killed_at']}" in said  # 2 x 4's checkpoint on 4 x 2
+    assert run["killed_at"] < run["stopped"] < STEPS and run["stopped"] % 2 == 0, said  # agreed at a log step
+    assert f"saving step {run['stopped']} and exiting" in said
+
+
+def test_two_processes_train_as_one_through_kill_and_resume(interrupted_run, reference):
+    """2 x 4 devices with FSDP equals 1 x 8 replicated at the first checkpoint, and the run
+    killed, resumed on 4 x 2 and finished on 2 x 4 ends equal to the uninterrupted one: the data
+    of a step, the collectives and the collective checkpoints do not depend on the topology."""
+    run = interrupted_run
+    assert run["finished_codes"] == [0, 0], run["finished_err"][-3000:]
+    assert _max_diff(_variables(run["workdir"], 2), _variables(reference, 2)) <= 1e-6
+    final = _variables(run["workdir"])
+    assert _max_diff(final, _variables(reference, STEPS)) <= 1e-6
+    # the multi-process checkpoint restores onto one device of this process (eval, predict, init_from)
+    assert {tuple(x.sharding.device_set)[0] for x in jax.tree.leaves(final)} == {jax.local_devices()[0]}
+
+
+def test_only_host_0_writes_logs_and_gathered_panels(interrupted_run):
+    host0, host1 = interrupted_run["finished_outputs"]
+    assert f"step {STEPS}/{STEPS}" in host0 and "of 2 processes" in host0 and "step " not in host1
+    events = sorted(glob.glob(os.path.join(interrupted_run["workdir"], "events.out.tfevents.*")))
+    # one file per launch, each written by that launch's process 0 (the pid is in the name)
+    assert sorted(int(e.split(".")[-3]) for e in events) == sorted(interrupted_run["host0_pids"]), events
     from tensorboard.backend.event_processing import event_accumulator
-    acc = event_accumulator.EventAccumulator(events[0], size_guidance={"tensors": 0})
+    last = next(e for e in events if int(e.split(".")[-3]) == interrupted_run["host0_pids"][-1])
+    acc = event_accumulator.EventAccumulator(last, size_guidance={"tensors": 0})
     acc.Reload()
     assert "panel" in acc.Tags()["tensors"] and "loss" in acc.Tags()["tensors"]  # panels gathered to host 0
 
 
-def test_a_killed_host_a_preempted_host_and_resuming_on_other_topologies(procedural_vkitti, reference, tmp_path,
-                                                                         cache_dir):
-    """One run through three launches, ending equal to the uninterrupted one-process run:
-    1. 2 x 4 devices; kill -9 of process 1 after a checkpoint: process 0 stops with an error
-       naming the lost task within the heartbeat timeout (never hangs);
-    2. relaunched on 4 x 2 devices, it resumes from the last complete checkpoint; SIGTERM to
-       process 2 only: all four save the same step and exit 0;
-    3. relaunched on 2 x 4 devices, it finishes."""
-    workdir = tmp_path / "w"
-    args = _train_args(procedural_vkitti, workdir, "--config.checkpoint.every_steps=2")
-    with Cluster("train.py", args, 2, 4, str(tmp_path / "l1"), cache_dir, heartbeat_s=5) as cluster:
-        cluster.wait_for(lambda: os.path.isdir(workdir / "4"), timeout=900)
-        cluster.signal(1, signal.SIGKILL)
-        codes = cluster.wait(120)  # heartbeat 5 s: the survivor is stopped well within this
-        err = cluster.output(0, "err")
-    assert codes[0] != 0 and codes[1] == -signal.SIGKILL
-    assert re.search(r"Task 1 heartbeat timeout|stopped sending heartbeats\):\s*1\b", err), err[-3000:]
-    killed_at = checkpoint.Checkpointer(workdir).latest_step()  # only complete steps are listed
-    assert killed_at is not None and killed_at >= 4
-    with Cluster("train.py", args, 4, 2, str(tmp_path / "l2"), cache_dir) as cluster:
-        cluster.wait_for(lambda: f"resumed from {workdir} at step {killed_at}" in cluster.output(0), timeout=900)
-        cluster.wait_for(lambda: re.search(r"^step \d+/", cluster.output(0), re.M) is not None, timeout=900)
-        cluster.signal(2, signal.SIGTERM)
-        assert cluster.wait(300) == [0, 0, 0, 0], cluster.output(0, "err")[-3000:]
-        said = cluster.output(0)
-    stopped = checkpoint.Checkpointer(workdir).latest_step()
-    assert killed_at < stopped < STEPS and stopped % 2 == 0, said  # the hosts agree at log steps
-    assert f"saving step {stopped} and exiting" in said
-    with Cluster("train.py", args, 2, 4, str(tmp_path / "l3"), cache_dir) as cluster:
-        assert cluster.wait(900) == [0, 0], cluster.output(0, "err")[-3000:]
-    assert _max_diff(_variables(workdir), _variables(reference, STEPS)) <= 1e-6
-
-
-def test_evaluation_on_two_processes_equals_one(procedural_vkitti, fsdp_run, tmp_path, cache_dir):
+def test_evaluation_on_two_processes_equals_one(procedural_vkitti, interrupted_run, tmp_path, cache_dir):
     """eval.py on 2 x 4 devices: each host scores its rows of every batch, the per-frame metrics
     are gathered, and the means and per-frame rows equal the one-process evaluation."""
-    common = [f"--config.checkpoint={fsdp_run['workdir']}", f"--config.data.data_dir={procedural_vkitti}",
+    common = [f"--config.checkpoint={interrupted_run['workdir']}", f"--config.data.data_dir={procedural_vkitti}",
               "--config.data.split=train", "--config.crop=none", "--config.dtype=float64", "--config.batch_size=8"]
     with Cluster("eval.py", ["--config", "configs/eval_vkitti.py", f"--workdir={tmp_path / 'two'}", *common], 2, 4,
                  str(tmp_path / "logs"), cache_dir) as cluster:
@@ -131,7 +151,7 @@ def test_evaluation_on_two_processes_equals_one(procedural_vkitti, fsdp_run, tmp
     evaluator = repo.load_program("eval")
     from s2r_jax.evaluation.protocols import protocol_from_config
     c = load_config("eval_vkitti")
-    c.checkpoint, c.data.data_dir, c.data.split, c.crop = fsdp_run["workdir"], procedural_vkitti, "train", "none"
+    c.checkpoint, c.data.data_dir, c.data.split, c.crop = interrupted_run["workdir"], procedural_vkitti, "train", "none"
     c.dtype = "float64"
     with jax.enable_x64(True):
         mean, per_image, names, _, _ = evaluator.evaluate_model(c, protocol_from_config(c))
@@ -147,25 +167,29 @@ def test_evaluation_on_two_processes_equals_one(procedural_vkitti, fsdp_run, tmp
 def test_pretraining_on_two_processes_equals_one(procedural_vkitti, procedural_style_images, tmp_path, cache_dir):
     """Structure-encoder pretraining through train.py, with its style-image stream split between
     the hosts, equals the one-process run; and stage 1 takes the encoder it trained."""
+    narrow = {"encoder_dim": 4, "style_dim": 2, "mlp_dim": 8, "dis_dim": 4}
     common = [f"--config.data.data_dir={procedural_vkitti}", f"--config.style_images={procedural_style_images}",
               "--config.num_train_steps=2", "--config.model.dtype=float64", "--config.log.every_steps=1",
-              "--config.log.image_every_steps=0"]
+              "--config.log.image_every_steps=0", *(f"--config.model.{k}={v}" for k, v in narrow.items())]
     with Cluster("train.py", ["--config", "configs/ste_pretrain.py:local", "--workdir", str(tmp_path / "two"),
                               *common], 2, 4, str(tmp_path / "logs"), cache_dir) as cluster:
-        assert cluster.wait(900) == [0, 0], cluster.output(0, "err")[-3000:]
+        assert cluster.wait(600) == [0, 0], cluster.output(0, "err")[-3000:]
     c = load_config("ste_pretrain", "local")
     c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 2
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 1, 0
+    c.model.update(narrow)
     with jax.enable_x64(True):
         ste = repo.load_program("train").train(c, str(tmp_path / "one"))
     assert int(ste.step) == 2
-    assert _max_diff(_variables(tmp_path / "two"), _variables(tmp_path / "one")) <= 1e-6
+    two = _variables(tmp_path / "two")
+    assert _max_diff(two, _variables(tmp_path / "one")) <= 1e-6
+    # stage 1's init_from.struct_encoder reads the 2-process pretraining checkpoint
+    from s2r_jax.training import depth_stage
     s1 = load_config("struct_decoder", "local")
-    s1.data.data_dir, s1.num_train_steps, s1.log.image_every_steps = procedural_vkitti, 1, 0
-    s1.init_from.struct_encoder = str(tmp_path / "one")
-    stage1 = repo.load_program("train").train(s1, str(tmp_path / "stage1"))
-    assert _max_diff(jax.device_get(ste.gen_params["struct_encoder"]),
-                     jax.device_get(stage1.frozen["params"]["struct_encoder"])) == 0.0
+    s1.model.encoder_dim, s1.allow_random_frozen = narrow["encoder_dim"], True
+    s1.init_from.struct_encoder = str(tmp_path / "two")
+    initial = depth_stage.initial_variables(s1, depth_stage.abstract_variables(depth_stage.build_model(s1.model), s1))
+    assert _max_diff(jax.device_get(two["params"]["struct_encoder"]), initial["params"]["struct_encoder"]) == 0.0
 
 
 def test_hosts_with_another_config_stop_at_start(procedural_vkitti, tmp_path, cache_dir):
