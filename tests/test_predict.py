@@ -252,3 +252,13 @@ def test_module_imports_with_tensorflow_blocked():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
     assert res.returncode == 0 and "ok predict_paths" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("values", [["96"], ["96", "x"], ["0", "160"], ["96", "160", "3"]])
+def test_size_flags_take_two_positive_integers_and_name_the_flag(values):
+    from absl import app
+    from s2r_jax.cli import parse_pair
+    assert parse_pair("image_size", ["96", "160"]) == (96, 160) and parse_pair("image_size", []) is None
+    with pytest.raises(app.UsageError, match=r"--intrinsics_size takes H,W \(two positive integers\), got "
+                                             + ",".join(values)):
+        parse_pair("intrinsics_size", values)

@@ -11,7 +11,7 @@ from absl import app, flags, logging
 from s2r_jax.export import (DEFAULT_OPSET, DEFAULT_PLATFORMS, DTYPES, FORMATS, PLATFORMS, ExportError, ExportOptions,
                             describe, export_model, parse_batch)
 from s2r_jax.export.common import check_output, output_bytes
-from s2r_jax.predict.__main__ import parse_pair
+from s2r_jax.cli import parse_pair
 
 
 def define_flags():

@@ -39,6 +39,7 @@ import sys
 
 from absl import app, flags, logging
 
+from s2r_jax.cli import parse_pair
 from s2r_jax.model_loader import check_model_size
 from s2r_jax.predict.intrinsics import intrinsics_from_flags
 from s2r_jax.predict.predictor import load_predictor, predict_paths
@@ -80,19 +81,6 @@ def define_flags():
     flags.DEFINE_list("intrinsics_size", None, "H,W of the images that --fx/--fy/--cx/--cy refer to: each "
                       "image's intrinsics are scaled from it to the image's own size. Default: no scaling "
                       "for intrinsics you give; 375,1242 for KITTI's.")
-
-
-def parse_pair(name: str, values) -> tuple[int, int] | None:
-    """A list flag's 'H,W' -> (H, W), None if not given; a UsageError naming --`name` otherwise."""
-    if not values:
-        return None
-    try:
-        pair = tuple(int(v) for v in values)
-    except ValueError:
-        pair = ()
-    if len(pair) != 2 or min(pair) < 1:
-        raise app.UsageError(f"--{name} takes H,W (two positive integers), got {','.join(values)}")
-    return pair
 
 
 def main(argv):
