@@ -17,8 +17,11 @@ def test_saving_small_replicated_arrays_compiles_nothing(tmp_path):
                        for i in range(12)}}
     jax.block_until_ready(tree)
     compiled = []
-    listener = lambda event, seconds, **kw: compiled.append(event) if event.endswith("backend_compile_duration") \
-        else None
+
+    def listener(event, seconds, **kwargs):
+        if event.endswith("backend_compile_duration"):
+            compiled.append(event)
+
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         with checkpoint.Checkpointer(tmp_path / "w") as ckpt:

@@ -21,10 +21,10 @@ from s2r_jax.local_cluster import Cluster
 STEPS = 8
 # Narrower than the `:local` smoke run (widths 8): a float64 step then takes a third of the
 # time, and these tests run a few dozen of them on every topology.
-NARROW = {"model.encoder_dim": 4, "model.depth_ngf": 4}
+NARROW = {"encoder_dim": 4, "depth_ngf": 4}
 COMMON = ["--config.allow_random_frozen=True", "--config.model.dtype=float64", "--config.log.every_steps=2",
           "--config.checkpoint.keep=10", "--config.checkpoint.every_steps=2",
-          *(f"--config.{k}={v}" for k, v in NARROW.items())]
+          *(f"--config.model.{k}={v}" for k, v in NARROW.items())]
 
 
 def _train_args(data_dir, workdir, *more):
@@ -56,8 +56,7 @@ def reference(procedural_vkitti, tmp_path_factory):
     c.data.data_dir, c.allow_random_frozen, c.num_train_steps = procedural_vkitti, True, STEPS
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 2, 0
     c.checkpoint.every_steps, c.checkpoint.keep = 2, 10
-    for k, v in NARROW.items():
-        c.model[k.split(".")[1]] = v
+    c.model.update(NARROW)
     workdir = str(tmp_path_factory.mktemp("reference") / "w")
     with jax.enable_x64(True):
         repo.load_program("train").train(c, workdir)
