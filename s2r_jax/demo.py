@@ -125,13 +125,14 @@ def _evaluate(config, runs, data) -> dict:
     evaluator = repo.load_program("eval")
     results = {}
     for seed, seed_runs in runs.items():
-        for test in TESTS:
-            for model in MODELS:
-                e = repo.load_config("eval_vkitti")
-                e.data.data_dir, e.checkpoint = data[test], seed_runs[model]
-                e.protocol, e.crop = config.protocol, config.crop
-                with console.quiet():
-                    results[(seed, model, test)] = evaluator.evaluate_model(e, protocol_from_config(e))[0]
+        for model in MODELS:
+            e = repo.load_config("eval_vkitti")
+            e.checkpoint, e.protocol, e.crop = seed_runs[model], config.protocol, config.crop
+            with console.quiet():
+                evaluate = evaluator.model_evaluation(e)[0]  # the model loaded once for both test sets
+                for test in TESTS:
+                    e.data.data_dir = data[test]
+                    results[(seed, model, test)] = evaluate(e.data, e.ground_truth, protocol_from_config(e))[0]
     return results
 
 

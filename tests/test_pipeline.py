@@ -125,6 +125,21 @@ def test_resume_at_step_equals_uninterrupted(vkitti):
             np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_pipelines_run_without_the_autotune_model_thread(vkitti, tmp_path):
+    """With tf.data autotuning, deleting an iterator that had run for minutes blocked for up
+    to 60 s per pipeline (see pipeline.pipeline_options): every pipeline must turn it off."""
+    from s2r_jax.data.style_images import style_dataset
+    for i in range(4):
+        Image.fromarray(np.full((40, 60, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    datasets = {"train": pipeline.train_dataset(_cfg(vkitti)),
+                "eval": pipeline.eval_dataset(_cfg(vkitti), image_size=SIZE, batch_size=3),
+                "style": style_dataset(str(tmp_path), (32, 48), 4)}
+    for name, ds in datasets.items():
+        assert ds.options().autotune.enabled is False, name
+        assert ds.options().deterministic is True, name
+        assert next(iter(tfds.as_numpy(ds))) is not None, name  # and they still run
+
+
 def test_seeded_and_deterministic(vkitti):
     a = _take(pipeline.train_iterator(_cfg(vkitti)), 3)
     b = _take(pipeline.train_iterator(_cfg(vkitti)), 3)

@@ -77,12 +77,27 @@ def keep_rows(ds: tf.data.Dataset, rows: Sequence[int] | None, global_batch: int
     return ds.filter(lambda index, *_: table[index % global_batch])
 
 
+def pipeline_options() -> tf.data.Options:
+    """Deterministic order, and no autotuning model thread.
+
+    Why no autotuning: with it, deleting a training iterator that has run for minutes
+    blocked the main thread for up to 60 s per pipeline (tensorflow-cpu 2.21: the iterator's
+    destructor waits for the autotune model thread, which sits out its optimisation period
+    of up to 60 s instead of waking on cancellation; seen with gdb in `RootDataset::Iterator::
+    ~Iterator` -> `~LogicalThreadWrapper`, the model thread in `Model::OptimizeLoop`). Every
+    stage ended with that idle wait (two pipelines in pretraining: ~2 min). Without the model,
+    `num_parallel_calls=AUTOTUNE` maps run at tf.data's default parallelism (min(16, cores)).
+    """
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = False
+    return options
+
+
 def finish(ds: tf.data.Dataset, local_batch: int, prefetch: int) -> tf.data.Dataset:
     """Batch, make deterministic, prefetch."""
     ds = ds.batch(local_batch, drop_remainder=True)
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(prefetch)
+    return ds.with_options(pipeline_options()).prefetch(prefetch)
 
 
 def _check_rows(rows, global_batch: int) -> tuple[int, ...]:
@@ -187,4 +202,4 @@ def eval_dataset(cfg, *, ground_truth="", image_size: Sequence[int], batch_size:
                  "real": False}
         ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
     ds = keep_rows(ds.enumerate(), rows, batch_size).map(lambda i, ex: ex)
-    return ds.padded_batch(len(rows)).prefetch(2)
+    return ds.padded_batch(len(rows)).with_options(pipeline_options()).prefetch(2)
