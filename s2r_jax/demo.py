@@ -130,9 +130,10 @@ def _evaluate(config, runs, data) -> dict:
             e.checkpoint, e.protocol, e.crop = seed_runs[model], config.protocol, config.crop
             with console.quiet():
                 evaluate = evaluator.model_evaluation(e)[0]  # the model loaded once for both test sets
+                protocol = protocol_from_config(e)
                 for test in TESTS:
                     e.data.data_dir = data[test]
-                    results[(seed, model, test)] = evaluate(e.data, e.ground_truth, protocol_from_config(e))[0]
+                    results[(seed, model, test)] = evaluate(e.data, e.ground_truth, protocol)[0]
     return results
 
 
