@@ -24,7 +24,10 @@ def get_config(arg: str | None = None):
     c.model.encoder_dim = 64  # [paper] the S2R structure encoder: 64 -> 256 channels at 1/4
     c.model.style_dim = 8     # [munit] gen.style_dim
     c.model.mlp_dim = 256     # [munit] gen.mlp_dim
+    c.model.decoder_res_blocks = 4  # [munit] gen.n_res (AdaIN residual blocks of each decoder)
     c.model.dis_dim = 64      # [munit] dis.dim
+    c.model.dis_layers = 4    # [munit] dis.n_layer (stride-2 convolutions per scale)
+    c.model.dis_scales = 3    # [munit] dis.num_scales
     c.model.dtype = "float32"  # [ours] compute dtype ('bfloat16' on accelerators)
 
     # Domain a: synthetic images (their depth is not used).

@@ -95,7 +95,8 @@ ZOEDEPTH_FINETUNE = {
 }
 STE_PRETRAIN = {
     "stage": str, "init_seed": int,
-    "model": {"encoder_dim": int, "style_dim": int, "mlp_dim": int, "dis_dim": int, "dtype": str},
+    "model": {"encoder_dim": int, "style_dim": int, "mlp_dim": int, "decoder_res_blocks": int,
+              "dis_dim": int, "dis_layers": int, "dis_scales": int, "dtype": str},
     "data": TRAIN_DATA, "style_images": str,
     "loss": {"gan": float, "recon_x": float, "recon_s": float, "recon_c": float, "recon_cyc": float},
     "optimizer": {"learning_rate": float, "b1": float, "b2": float, "weight_decay": float,

@@ -109,6 +109,7 @@ def test_sharded_step_equals_single_device_step(procedural_vkitti, procedural_st
     gradient nearly cancels to ~eps, summation order moves it by up to ~1e-8 (a sharding error,
     e.g. per-device instance or batch statistics, moves losses at ~1e-2)."""
     config = _config(procedural_vkitti, procedural_style_images, **{"model.dtype": "float64"})
+    config.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)  # shallow: compiles faster
     local = _local_batch(config)
     results = []
     with jax.enable_x64(True):
@@ -123,6 +124,29 @@ def test_sharded_step_equals_single_device_step(procedural_vkitti, procedural_st
         assert abs(float(m1[k]) - float(m8[k])) <= 1e-9 * max(1.0, abs(float(m1[k]))), k
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s8), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-7, rtol=0)
+
+
+def test_munit_depths_are_config_fields():
+    """decoder_res_blocks, dis_layers and dis_scales build the networks they name; a config
+    without them (a checkpoint written before they existed) builds MUNIT's depths."""
+    c = load_config("ste_pretrain", "local")
+    params = abstract_variables(c)["params"]
+    default = (sorted(k for k in params["decoder_a"] if k.startswith("res")),
+               sorted(params["discriminators"]["dis_a"]))
+    assert len(default[0]) == 8 and len(default[1]) == 3 * (4 + 1)  # 4 blocks x 2 convs; 3 scales x (4 + out)
+    c.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)
+    params = abstract_variables(c)["params"]
+    assert sorted(k for k in params["decoder_a"] if k.startswith("res")) == ["res0_conv1", "res0_conv2"]
+    assert sorted(params["discriminators"]["dis_b"]) == sorted(f"scale{s}_{n}" for s in range(2)
+                                                               for n in ("conv0", "conv1", "out"))
+    assert params["decoder_a"]["mlp_out"]["kernel"].shape[-1] == 2 * 2 * 4 * c.model.encoder_dim  # AdaIN (mean, std) x 2
+    old = c.to_dict()
+    for k in ("decoder_res_blocks", "dis_layers", "dis_scales"):
+        del old["model"][k]
+    import ml_collections
+    params = abstract_variables(ml_collections.ConfigDict(old))["params"]
+    assert (sorted(k for k in params["decoder_a"] if k.startswith("res")),
+            sorted(params["discriminators"]["dis_a"])) == default
 
 
 # Pretraining through train.py, on one and on two processes, and stage 1 loading the encoder it

@@ -102,14 +102,17 @@ class StructureTranslator(nn.Module):
     encoder_dim: int = 64
     style_dim: int = 8
     mlp_dim: int = 256
+    decoder_res_blocks: int = 4  # MUNIT's gen.n_res
     dtype: Dtype = jnp.float32
 
     def setup(self):
         self.struct_encoder = StructureEncoder(self.encoder_dim, dtype=self.dtype)
         self.style_a = StyleEncoder(self.encoder_dim, self.style_dim, dtype=self.dtype)
         self.style_b = StyleEncoder(self.encoder_dim, self.style_dim, dtype=self.dtype)
-        self.decoder_a = StyleDecoder(4 * self.encoder_dim, mlp_dim=self.mlp_dim, dtype=self.dtype)
-        self.decoder_b = StyleDecoder(4 * self.encoder_dim, mlp_dim=self.mlp_dim, dtype=self.dtype)
+        self.decoder_a = StyleDecoder(4 * self.encoder_dim, self.decoder_res_blocks, mlp_dim=self.mlp_dim,
+                                      dtype=self.dtype)
+        self.decoder_b = StyleDecoder(4 * self.encoder_dim, self.decoder_res_blocks, mlp_dim=self.mlp_dim,
+                                      dtype=self.dtype)
 
     def encode(self, x, domain: str):
         style = self.style_a(x) if domain == "a" else self.style_b(x)
@@ -182,11 +185,13 @@ class Discriminators(nn.Module):
     """One multi-scale discriminator per domain."""
 
     dim: int = 64
+    n_layer: int = 4     # MUNIT's dis.n_layer
+    num_scales: int = 3  # MUNIT's dis.num_scales
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        self.dis_a = MultiScaleDiscriminator(self.dim, dtype=self.dtype)
-        self.dis_b = MultiScaleDiscriminator(self.dim, dtype=self.dtype)
+        self.dis_a = MultiScaleDiscriminator(self.dim, self.n_layer, self.num_scales, dtype=self.dtype)
+        self.dis_b = MultiScaleDiscriminator(self.dim, self.n_layer, self.num_scales, dtype=self.dtype)
 
     def __call__(self, x, domain: str):
         return self.dis_a(x) if domain == "a" else self.dis_b(x)
