@@ -72,6 +72,7 @@ def test_style_images_pipeline(procedural_style_images, tmp_path):
 
 def test_losses_fall_and_translation_keeps_structure(procedural_vkitti, procedural_style_images):
     config = _config(procedural_vkitti, procedural_style_images, **{"optimizer.learning_rate": 1e-3})
+    config.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)  # shallow: compiles faster
     mesh = _mesh(8)
     state, step = _setup(config, mesh)
     local = _local_batch(config)
