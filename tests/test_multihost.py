@@ -167,7 +167,7 @@ def test_pretraining_on_two_processes_equals_one(procedural_vkitti, procedural_s
     """Structure-encoder pretraining through train.py, with its style-image stream split between
     the hosts, equals the one-process run; and stage 1 takes the encoder it trained."""
     # narrow and shallow (1 residual block per decoder, one 2-layer discriminator scale): the
-    # step compiles in ~40% less time than with MUNIT's depths, and compiling is most of this test
+    # step compiles in about a third less time than with MUNIT's depths, and compiling is most of this test
     narrow = {"encoder_dim": 4, "style_dim": 2, "mlp_dim": 8, "dis_dim": 4, "decoder_res_blocks": 1,
               "dis_layers": 2, "dis_scales": 1}
     common = [f"--config.data.data_dir={procedural_vkitti}", f"--config.style_images={procedural_style_images}",

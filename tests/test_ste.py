@@ -2,6 +2,7 @@
 a change of style, and stage 1 loads the trained encoder."""
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -13,6 +14,10 @@ from s2r_jax.models.structure_translation import StructureTranslator
 from s2r_jax.training.sharding import replicated, state_sharding
 from s2r_jax.training.ste_stage import (abstract_variables, build_models, create_state, initial_variables,
                                         make_optimizer, make_step)
+
+# Shallow decoders and discriminators (MUNIT's depths are 4 blocks, 4 layers, 3 scales): the
+# step compiles faster, and compiling is most of these tests' time.
+SHALLOW = {"model.decoder_res_blocks": 1, "model.dis_layers": 2, "model.dis_scales": 2}
 
 
 def _config(data_dir, style_dir, **overrides):
@@ -71,8 +76,7 @@ def test_style_images_pipeline(procedural_style_images, tmp_path):
 
 
 def test_losses_fall_and_translation_keeps_structure(procedural_vkitti, procedural_style_images):
-    config = _config(procedural_vkitti, procedural_style_images, **{"optimizer.learning_rate": 1e-3})
-    config.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)  # shallow: compiles faster
+    config = _config(procedural_vkitti, procedural_style_images, **{"optimizer.learning_rate": 1e-3}, **SHALLOW)
     mesh = _mesh(8)
     state, step = _setup(config, mesh)
     local = _local_batch(config)
@@ -109,8 +113,7 @@ def test_sharded_step_equals_single_device_step(procedural_vkitti, procedural_st
     within 1e-7: Adam's first update is lr * g / (|g| + eps), so for the few parameters whose
     gradient nearly cancels to ~eps, summation order moves it by up to ~1e-8 (a sharding error,
     e.g. per-device instance or batch statistics, moves losses at ~1e-2)."""
-    config = _config(procedural_vkitti, procedural_style_images, **{"model.dtype": "float64"})
-    config.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)  # shallow: compiles faster
+    config = _config(procedural_vkitti, procedural_style_images, **{"model.dtype": "float64"}, **SHALLOW)
     local = _local_batch(config)
     results = []
     with jax.enable_x64(True):
@@ -135,8 +138,7 @@ def test_munit_depths_are_config_fields():
     default = (sorted(k for k in params["decoder_a"] if k.startswith("res")),
                sorted(params["discriminators"]["dis_a"]))
     assert len(default[0]) == 8 and len(default[1]) == 3 * (4 + 1)  # 4 blocks x 2 convs; 3 scales x (4 + out)
-    c.model.update(decoder_res_blocks=1, dis_layers=2, dis_scales=2)
-    params = abstract_variables(c)["params"]
+    params = abstract_variables(override(c, **SHALLOW))["params"]
     assert sorted(k for k in params["decoder_a"] if k.startswith("res")) == ["res0_conv1", "res0_conv2"]
     assert sorted(params["discriminators"]["dis_b"]) == sorted(f"scale{s}_{n}" for s in range(2)
                                                                for n in ("conv0", "conv1", "out"))
@@ -144,7 +146,6 @@ def test_munit_depths_are_config_fields():
     old = c.to_dict()
     for k in ("decoder_res_blocks", "dis_layers", "dis_scales"):
         del old["model"][k]
-    import ml_collections
     params = abstract_variables(ml_collections.ConfigDict(old))["params"]
     assert (sorted(k for k in params["decoder_a"] if k.startswith("res")),
             sorted(params["discriminators"]["dis_a"])) == default

@@ -43,11 +43,13 @@ class STEState:
 
 def build_models(config):
     """The translator and the discriminators. Checkpoints written before the depth fields
-    existed hold MUNIT's (4 residual blocks, 4 layers, 3 scales)."""
+    existed hold MUNIT's depths, the modules' defaults."""
     m = config.model
     dtype = jnp.dtype(m.dtype)
-    return (StructureTranslator(m.encoder_dim, m.style_dim, m.mlp_dim, m.get("decoder_res_blocks", 4), dtype=dtype),
-            Discriminators(m.dis_dim, m.get("dis_layers", 4), m.get("dis_scales", 3), dtype=dtype))
+    return (StructureTranslator(m.encoder_dim, m.style_dim, m.mlp_dim,
+                                m.get("decoder_res_blocks", StructureTranslator.decoder_res_blocks), dtype=dtype),
+            Discriminators(m.dis_dim, m.get("dis_layers", Discriminators.n_layer),
+                           m.get("dis_scales", Discriminators.num_scales), dtype=dtype))
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
