@@ -11,8 +11,10 @@ blur, noise) — the same geometry, a pure style shift.
    images of other scenes as the style domain) and builds them with the real Virtual KITTI
    builder;
 2. pretrains the structure encoder once (structure/style translation), shared by the seeds;
-3. for each seed: stage 1 (structure decoder + DepthNet), stage 2 (attention + DepthNet)
-   and a plain RGB->depth baseline (the same DepthNet on the image), with train.py's own
+3. for each seed: stage 1 (structure decoder + DepthNet), stage 2 (attention + DepthNet;
+   by default its DepthNet starts from stage 1's, a warm start the paper does not use, so
+   that 50 steps suffice) and a plain RGB->depth baseline (the same DepthNet on the image,
+   trained as many steps as S2R-DepthNet's DepthNet over both stages), with train.py's own
    functions and the stage configs of configs/;
 4. evaluates every model on both test sets (eval.py's `evaluate_model`), measures how
    style-free each representation is (`s2r_jax.diagnostics.style_invariance`) and prints
@@ -38,6 +40,7 @@ from s2r_jax import console, repo
 from s2r_jax.data import build, procedural
 
 MODELS = {"stage2": "S2R-DepthNet", "stage1": "  stage 1 only", "baseline": "RGB baseline"}
+STAGE_NAMES = {"stage1": "stage 1", "stage2": "stage 2", "baseline": "baseline"}
 TESTS = {"test_synthetic": "synthetic style", "test_real": "'real' style"}
 
 
@@ -82,8 +85,8 @@ def small_stage(c, config, data_dir, steps, seed=0):
 def ste_config(config, data):
     """Structure-encoder pretraining at the demo's size (configs/ste_pretrain.py, small widths)."""
     ste = small_stage(repo.load_config("ste_pretrain"), config, data["train"], config.ste.steps, config.seeds[0])
-    ste.model.style_dim, ste.model.mlp_dim, ste.model.dis_dim = config.ste.style_dim, config.ste.mlp_dim, \
-        config.ste.dis_dim
+    for field in ("style_dim", "mlp_dim", "dis_dim", "decoder_res_blocks", "dis_layers", "dis_scales"):
+        ste.model[field] = config.ste[field]
     ste.data.image_size = tuple(config.ste.image_size)
     ste.style_images = data["style_rgb"]
     return ste
@@ -98,25 +101,36 @@ def pretrain(config, workdir, data, trainer) -> str:
     return path
 
 
-def train_seed(config, workdir, data, ste, seed, trainer, baseline: bool = True) -> dict:
-    """Stage 1, stage 2 and (unless `baseline` is False) the RGB baseline of one seed (their own
-    init and data order): {"stage1": workdir, ...}."""
+def seed_configs(config, workdir, data, ste, seed) -> dict:
+    """{"stage1": (workdir, config), "stage2": ..., "baseline": ...} of one seed (its own init and
+    data order), from the stage configs of configs/ at the demo's sizes."""
     runs = {k: os.path.join(workdir, f"seed{seed}", k) for k in ("stage1", "stage2", "baseline")}
     s1 = small_stage(repo.load_config("struct_decoder"), config, data["train"], config.steps.stage1, seed)
     s1.init_from.struct_encoder = ste
     s2 = small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2, seed)
     s2.init_from.struct_encoder = s2.init_from.struct_decoder = runs["stage1"]
+    if config.stage2_depth_net_from_stage1:  # a warm start (not the paper's): the stage trains in fewer steps
+        s2.init_from.depth_net = runs["stage1"]
     b = small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.baseline, seed)
     b.stage, b.model.rgb_baseline, b.train_modules, b.frozen_modules = "rgb_baseline", True, ("depth_net",), ()
     b.use_attention = False
+    return {"stage1": (runs["stage1"], s1), "stage2": (runs["stage2"], s2), "baseline": (runs["baseline"], b)}
+
+
+def train_seed(config, workdir, data, ste, seed, trainer, baseline: bool = True) -> dict:
+    """Stage 1, stage 2 and (unless `baseline` is False) the RGB baseline of one seed:
+    {"stage1": workdir, ...}."""
+    stages = seed_configs(config, workdir, data, ste, seed)
+    if not baseline:
+        del stages["baseline"]
     took = []
-    for name, c in (("stage 1", s1), ("stage 2", s2), ("baseline", b))[:3 if baseline else 2]:
+    for name, (path, c) in stages.items():
         t0 = time.time()
         with console.quiet():  # one line per seed instead of the loop's lines
-            trainer.train(c, runs[{"stage 1": "stage1", "stage 2": "stage2", "baseline": "baseline"}[name]])
-        took.append(f"{name} {c.num_train_steps} steps {console.duration(time.time() - t0)}")
+            trainer.train(c, path)
+        took.append(f"{STAGE_NAMES[name]} {c.num_train_steps} steps {console.duration(time.time() - t0)}")
     console.say(f"seed {seed}: " + ", ".join(took))
-    return runs if baseline else {k: v for k, v in runs.items() if k != "baseline"}
+    return {name: path for name, (path, _) in stages.items()}
 
 
 def _evaluate(config, runs, data) -> dict:
@@ -176,7 +190,9 @@ def _panel(config, runs, data, path):
     e.data.data_dir = data["test_real"]
     ds = pipeline.eval_dataset(e.data, image_size=lm.image_size, batch_size=4)
     batch = next(iter(tfds.as_numpy(ds)))
-    out = jax.device_get(lm.model.apply(lm.variables, batch["image"], use_attention=True))
+    # jitted: op by op, the forward pass compiled some 300 small programs (~20 s)
+    apply = jax.jit(lambda variables, images: lm.model.apply(variables, images, use_attention=True))
+    out = jax.device_get(apply(lm.variables, batch["image"]))
     gt = np.clip(batch["gt"][..., None] / lm.spec.depth_range_m * 2 - 1, -1, 1)
     rows = panels.training_panel(batch["image"], out, gt)
     Image.fromarray(np.concatenate(list(rows), axis=0)).save(path)

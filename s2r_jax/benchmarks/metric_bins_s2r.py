@@ -4,7 +4,8 @@ r"""The metric-bins S2R-DepthNet against the tanh head, on the demo's procedural
 
 Renders the demo's procedural road scenes (or reuses a demo workdir's), pretrains the
 structure encoder and trains stage 1 as the demo does, then trains, from the same stage 1
-and for the same steps, batch and learning rate, (a) stage 2 with DepthNet's tanh head
+(DepthNet included when the demo's `stage2_depth_net_from_stage1` is set) and for the same
+steps, batch and learning rate, (a) stage 2 with DepthNet's tanh head
 (configs/dsa_depth.py: multi-scale L1 on depth / 80 m) and (b) the metric-bins variant
 (configs/metric_bins_s2r.py: ZoeDepth's metric bins head on DepthNet's decoder, SILog in
 metres; head widths as its `:local` variant). Both are evaluated on the synthetic-style
@@ -33,6 +34,8 @@ def train_metric_bins(config, workdir: str, data: dict, stage1: str) -> str:
     run = os.path.join(workdir, "metric_bins")
     c = demo.small_stage(repo.load_config("metric_bins_s2r", "local"), config, data["train"], config.steps.stage2)
     c.init_from.struct_encoder = c.init_from.struct_decoder = stage1
+    if config.stage2_depth_net_from_stage1:  # started as the demo starts the tanh head's stage 2
+        c.init_from.depth_net = stage1
     console.say(f"\n=== metric-bins head on DepthNet, SILog in metres ({config.steps.stage2} steps)")
     repo.load_program("train").train(c, run)
     return run
