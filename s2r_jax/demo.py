@@ -190,7 +190,7 @@ def _panel(config, runs, data, path):
     e.data.data_dir = data["test_real"]
     ds = pipeline.eval_dataset(e.data, image_size=lm.image_size, batch_size=4)
     batch = next(iter(tfds.as_numpy(ds)))
-    # jitted: op by op, the forward pass compiled some 300 small programs (~20 s)
+    # jitted: op by op, the forward pass compiled some 300 small programs (27 s)
     apply = jax.jit(lambda variables, images: lm.model.apply(variables, images, use_attention=True))
     out = jax.device_get(apply(lm.variables, batch["image"]))
     gt = np.clip(batch["gt"][..., None] / lm.spec.depth_range_m * 2 - 1, -1, 1)

@@ -40,8 +40,31 @@ def test_without_the_warm_start_stage2_trains_a_fresh_depthnet_as_the_paper():
                                    "dis_scales"])
 def test_pretraining_takes_the_demos_widths_and_depths(field):
     config = load_config("demo")
-    config.ste[field] = config.ste[field] + 1  # a value no default has
+    config.ste[field] = config.ste[field] + 100
+    assert config.ste[field] != load_config("ste_pretrain").model[field]  # not what the stage config has
     ste = demo.ste_config(config, DATA)
     assert ste.model[field] == config.ste[field]
     assert tuple(ste.data.image_size) == tuple(config.ste.image_size) and ste.style_images == DATA["style_rgb"]
     config_schema.validate(ste)
+
+
+class _RecordingTrainer:
+    """train.py's `train(config, workdir)`, recording instead of training."""
+
+    def __init__(self):
+        self.calls = []
+
+    def train(self, config, workdir):
+        self.calls.append((workdir, config.stage, config.num_train_steps))
+
+
+@pytest.mark.parametrize("baseline", [True, False])
+def test_a_seed_trains_stage1_then_stage2_then_the_baseline(baseline, capsys):
+    config, trainer = load_config("demo"), _RecordingTrainer()
+    runs = demo.train_seed(config, "/w", DATA, "/w/ste", 1, trainer, baseline=baseline)
+    want = [("/w/seed1/stage1", "struct_decoder", config.steps.stage1),
+            ("/w/seed1/stage2", "dsa_depth", config.steps.stage2),
+            ("/w/seed1/baseline", "rgb_baseline", config.steps.baseline)][:3 if baseline else 2]
+    assert trainer.calls == want
+    assert runs == {name: path for name, (path, _, _) in zip(("stage1", "stage2", "baseline"), want)}
+    assert f"seed 1: stage 1 {config.steps.stage1} steps" in capsys.readouterr().out

@@ -86,8 +86,10 @@ def test_sharded_step_equals_single_device_step(data_dir, param_sharding):
             state, metrics = step(state, batching.global_batch(local, mesh))
             results.append(jax.device_get((metrics, state)))
         model = depth_stage.build_model(config.model)
-        out, _ = model.apply(before, local["image"], train=frozenset(config.train_modules), use_attention=False,
-                             mutable=["batch_stats"])
+        # jitted: op by op, this float64 forward pass would compile each of its ops separately
+        forward = jax.jit(lambda v, x: model.apply(v, x, train=frozenset(config.train_modules), use_attention=False,
+                                                   mutable=["batch_stats"])[0])
+        out = forward(before, local["image"])
         l1 = float(losses.depth_l1_multiscale(out["depth"], local["depth"]))
         sw = float(losses.struct_weighted_loss(out["structure_map"], local["depth"], 10.0))
     (m1, s1), (m8, s8) = results
