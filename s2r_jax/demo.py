@@ -101,16 +101,23 @@ def pretrain(config, workdir, data, trainer) -> str:
     return path
 
 
+def start_stage2_from(c, config, stage1: str):
+    """A stage-2 config `c` set to start from the `stage1` workdir: its frozen structure encoder
+    and decoder and, with the demo's warm start, its DepthNet."""
+    c.init_from.struct_encoder = c.init_from.struct_decoder = stage1
+    if config.stage2_depth_net_from_stage1:  # a warm start (not the paper's): the stage trains in fewer steps
+        c.init_from.depth_net = stage1
+    return c
+
+
 def seed_configs(config, workdir, data, ste, seed) -> dict:
     """{"stage1": (workdir, config), "stage2": ..., "baseline": ...} of one seed (its own init and
     data order), from the stage configs of configs/ at the demo's sizes."""
     runs = {k: os.path.join(workdir, f"seed{seed}", k) for k in ("stage1", "stage2", "baseline")}
     s1 = small_stage(repo.load_config("struct_decoder"), config, data["train"], config.steps.stage1, seed)
     s1.init_from.struct_encoder = ste
-    s2 = small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2, seed)
-    s2.init_from.struct_encoder = s2.init_from.struct_decoder = runs["stage1"]
-    if config.stage2_depth_net_from_stage1:  # a warm start (not the paper's): the stage trains in fewer steps
-        s2.init_from.depth_net = runs["stage1"]
+    s2 = start_stage2_from(small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.stage2,
+                                       seed), config, runs["stage1"])
     b = small_stage(repo.load_config("dsa_depth"), config, data["train"], config.steps.baseline, seed)
     b.stage, b.model.rgb_baseline, b.train_modules, b.frozen_modules = "rgb_baseline", True, ("depth_net",), ()
     b.use_attention = False

@@ -33,9 +33,7 @@ def train_metric_bins(config, workdir: str, data: dict, stage1: str) -> str:
     """The metric-bins variant from `stage1`, at the demo's sizes and stage-2 length."""
     run = os.path.join(workdir, "metric_bins")
     c = demo.small_stage(repo.load_config("metric_bins_s2r", "local"), config, data["train"], config.steps.stage2)
-    c.init_from.struct_encoder = c.init_from.struct_decoder = stage1
-    if config.stage2_depth_net_from_stage1:  # started as the demo starts the tanh head's stage 2
-        c.init_from.depth_net = stage1
+    c = demo.start_stage2_from(c, config, stage1)  # as the demo starts the tanh head's stage 2
     console.say(f"\n=== metric-bins head on DepthNet, SILog in metres ({config.steps.stage2} steps)")
     repo.load_program("train").train(c, run)
     return run
