@@ -27,10 +27,14 @@ def free_port() -> int:
 
 class Cluster:
     """`program` (train.py or eval.py) with `args` on `num_processes` processes of
-    `devices_per_process` CPU devices each; per-process extra args in `extra[i]`."""
+    `devices_per_process` CPU devices each; per-process extra args in `extra[i]`. With a
+    `cache_dir`, process 0 compiles every mesh-wide program once and the others load its
+    executable (s2r_jax.local_cluster_process says why that needs help on CPU); a relaunch on the
+    same topology reads them from `cache_dir`."""
 
     def __init__(self, program: str, args: list[str], num_processes: int, devices_per_process: int, logdir: str,
-                 cache_dir: str = "", extra: dict | None = None, heartbeat_s: int = 10, x64: bool = True):
+                 cache_dir: str = "", extra: dict | None = None, heartbeat_s: int = 10, x64: bool = True,
+                 log_compiles: bool = False):
         port = free_port()
         os.makedirs(logdir, exist_ok=True)
         self.logdir, self.procs, self.started = logdir, [], time.monotonic()
@@ -38,10 +42,15 @@ class Cluster:
                "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         if x64:
             env["JAX_ENABLE_X64"] = "1"
-        if cache_dir:  # relaunches of the same program then compile once
-            env.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+        if cache_dir:  # process 0 compiles each program once for all; relaunches read the cache
+            env.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5",
+                       JAX_SHARE_BINARY_BETWEEN_HOSTS="1")
+        if log_compiles:  # every compilation and persistent-cache hit, in process<i>.err
+            env["JAX_LOG_COMPILES"] = "1"
         for i in range(num_processes):
-            cmd = [sys.executable, os.path.join(ROOT, program), *args, "--config.distributed=True",
+            # through local_cluster_process: it makes the processes' compilation cache keys agree
+            cmd = [sys.executable, "-m", "s2r_jax.local_cluster_process", os.path.join(ROOT, program), *args,
+                   "--config.distributed=True",
                    f"--config.cluster.coordinator_address=127.0.0.1:{port}",
                    f"--config.cluster.num_processes={num_processes}", f"--config.cluster.process_id={i}",
                    f"--config.cluster.heartbeat_timeout_s={heartbeat_s}", *(extra or {}).get(i, [])]
@@ -108,11 +117,14 @@ def main(argv=None):
     parser.add_argument("--devices_per_process", type=int, default=4)
     parser.add_argument("--logdir", default="local_cluster_logs", help="process<i>.out / .err go here")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before every process is killed")
+    parser.add_argument("--cache_dir", default="", help="XLA compilation cache shared by the processes and by "
+                        "relaunches (default: LOGDIR/xla_cache)")
     parser.add_argument("program", help="train.py or eval.py")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the program's flags")
     a = parser.parse_args(argv)
     args = a.args[1:] if a.args[:1] == ["--"] else a.args
-    with Cluster(a.program, args, a.num_processes, a.devices_per_process, a.logdir, x64=False) as cluster:
+    cache_dir = a.cache_dir or os.path.join(a.logdir, "xla_cache")
+    with Cluster(a.program, args, a.num_processes, a.devices_per_process, a.logdir, cache_dir, x64=False) as cluster:
         codes = cluster.wait(a.timeout)
         print(cluster.output(0), end="")
     print(f"return codes: {codes}; logs in {a.logdir}")
