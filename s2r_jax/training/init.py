@@ -8,8 +8,9 @@
   b = 1 / sqrt(fan_in), BatchNorm 1 / 0.
 
 Flax's per-parameter initialisers compile one RNG computation per parameter, which
-takes XLA ~10 s on CPU for this network; drawing every parameter from a single
-normal and a single uniform stream compiles in well under a second.
+takes XLA ~10 s on CPU for this network. Here XLA draws a single normal and a single
+uniform stream (a program that compiles in well under a second) and NumPy cuts, scales and
+shifts every variable from them.
 """
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def munit_init(abstract_variables: dict, rng: jax.Array) -> dict:
 
 
 def draw_init(abstract_variables: dict, rng: jax.Array, rule) -> dict:
-    """Every variable as `offset + scale * draw`, all draws from one normal and one uniform stream."""
+    """Every variable as `offset + scale * draw`, all draws from one normal and one uniform
+    stream; NumPy float32 arrays."""
     specs = []
     for col in ("params", "batch_stats"):
         for path, module in _flatten(abstract_variables.get(col, {})):
@@ -87,25 +89,28 @@ def draw_init(abstract_variables: dict, rng: jax.Array, rule) -> dict:
                 specs.append((col, path + (leaf,), tuple(value.shape), kind, scale, offset))
     sizes = {k: sum(int(np.prod(s[2])) for s in specs if s[3] == k) for k in ("normal", "uniform")}
 
+    # Only the two streams are drawn in XLA; the slicing, scaling and shifting happen in NumPy.
+    # One XLA program holding every variable's slice as an output took 3-14 s to compile on
+    # CPU (one per network shape, in every process). XLA fused `offset + scale * x` into one
+    # multiply-add (rounded once); float64 holds the float32 product exactly, so rounding its
+    # sum to float32 gives the same bits (checked on every stage's network).
     @jax.jit
-    def draw(rng):
+    def streams(rng):
         kn, ku = jax.random.split(rng)
-        normal = jax.random.normal(kn, (sizes["normal"],), jnp.float32)
-        uniform = jax.random.uniform(ku, (sizes["uniform"],), jnp.float32, -1.0, 1.0)
-        offsets = {"normal": 0, "uniform": 0}
-        out = []
-        for _, _, shape, kind, scale, offset in specs:
-            n = int(np.prod(shape))
-            if kind == "const":
-                out.append(jnp.full(shape, offset, jnp.float32))
-                continue
-            src = normal if kind == "normal" else uniform
-            start = offsets[kind]
-            offsets[kind] += n
-            out.append(offset + scale * src[start:start + n].reshape(shape))
-        return out
+        return (jax.random.normal(kn, (sizes["normal"],), jnp.float32),
+                jax.random.uniform(ku, (sizes["uniform"],), jnp.float32, -1.0, 1.0))
 
-    values = draw(rng)
+    drawn = dict(zip(("normal", "uniform"), (np.asarray(x) for x in streams(rng))))
+    taken = {"normal": 0, "uniform": 0}
+    values = []
+    for _, _, shape, kind, scale, offset in specs:
+        if kind == "const":
+            values.append(np.full(shape, offset, np.float32))
+            continue
+        n, start = int(np.prod(shape)), taken[kind]
+        taken[kind] += n
+        x = drawn[kind][start:start + n].reshape(shape).astype(np.float64)
+        values.append((np.float64(np.float32(offset)) + np.float64(np.float32(scale)) * x).astype(np.float32))
     variables: dict = {}
     for (col, path, *_), value in zip(specs, values):
         node = variables.setdefault(col, {})
