@@ -351,8 +351,8 @@ def _variables_digest(variables) -> str:
 def test_initial_variables_keep_their_bits():
     """Golden digests, tolerance 0: a run started from `init_seed` begins from the same bits
     whatever version drew them. Computed at 1c48e93, when one XLA program drew and fused every
-    `offset + scale * x`; draw_init now does that arithmetic in NumPy, and a plain float32
-    multiply then add would change ~1 BatchNorm scale in 30 by an ulp (seen: 9 of 174 arrays)."""
+    `offset + scale * x`; draw_init now does that arithmetic in NumPy, where a plain float32
+    multiply then add changed BatchNorm scales by 1 ulp (seen: 9 of the 174 arrays)."""
     from s2r_jax.training import init, ste_stage
     c = load_config("struct_decoder", "local")
     abstract = depth_stage.abstract_variables(depth_stage.build_model(c.model), c)

@@ -129,7 +129,7 @@ def initial_variables(config, abstract: dict) -> dict:
     """Official initialisation, then every module named in `config.init_from` loaded over it
     (a partial module, e.g. only the DSA trunk from the ImageNet DRN, replaces just its part)."""
     check_frozen_sources(config)
-    variables = jax.tree.map(np.asarray, official_init(abstract, jax.random.key(config.init_seed)))
+    variables = official_init(abstract, jax.random.key(config.init_seed))  # NumPy arrays
     for module in stage_modules(config):
         path = config.init_from[module]
         if not path:

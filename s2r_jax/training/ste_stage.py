@@ -145,7 +145,7 @@ def make_step(config, tx: optax.GradientTransformation):
 
 def initial_variables(config, abstract: dict) -> dict:
     """MUNIT's initialisation of the translation networks and discriminators."""
-    return jax.tree.map(np.asarray, munit_init(abstract, jax.random.key(config.init_seed)))
+    return munit_init(abstract, jax.random.key(config.init_seed))  # NumPy arrays
 
 
 def make_panel(config):

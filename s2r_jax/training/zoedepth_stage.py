@@ -197,7 +197,7 @@ def initial_variables(config, abstract: dict) -> dict:
             raise ValueError("config.init_from: fine-tuning starts from a ZoeDepth checkpoint (python -m "
                              "s2r_jax.convert --zoedepth ZoeD_M12_K.pt --output DIR) or a zoedepth_finetune "
                              "workdir; allow_random_init=True is for smoke tests only")
-        return jax.tree.map(np.asarray, draw_init(abstract, jax.random.key(config.init_seed), _random_rule))
+        return draw_init(abstract, jax.random.key(config.init_seed), _random_rule)  # NumPy arrays
     variables, _ = checkpoint.load_variables(config.init_from)
     got, want = flat(variables.get("params", {})), flat(abstract["params"])
     problems = [f"{k}: not in this model" for k in sorted(set(got) - set(want))]
