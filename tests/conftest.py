@@ -6,7 +6,9 @@ addopts): XLA compiles on one thread, and most of the suite's time is compilatio
 (`pytest_collection_modifyitems`), so that no long file starts last and runs alone.
 
 A persistent compilation cache (fresh per session) lets the many identical
-programs that separate training runs compile only once.
+programs that separate training runs compile only once. Its keys are those of the local
+clusters' processes (`share_compilations`): a program compiled here for 8 devices is loaded by
+a 2 x 4 or 4 x 2 cluster of the multi-host tests, and the other way round.
 """
 import os
 import tempfile
@@ -18,6 +20,10 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="s2r_jax_xla_cache_"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+from s2r_jax.local_cluster_process import share_compilations  # noqa: E402
+
+share_compilations()  # on a JAX without the functions it replaces, the multi-host cache tests say so
 
 
 import pytest  # noqa: E402

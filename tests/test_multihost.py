@@ -43,19 +43,23 @@ def _variables(workdir, step=None):
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One compilation cache for every launch of the module: process 0 compiles each program once
-    for all processes, and a relaunch on a topology already run reads its step from the cache."""
-    return str(tmp_path_factory.mktemp("xla_cache"))
+def cache_dir():
+    """This test process's compilation cache (tests/conftest.py), shared with every cluster launch:
+    whichever compiles a program first (this process, or a cluster's process 0), every later run
+    of it on 8 CPU devices loads it, whatever the split into processes."""
+    return jax.config.jax_compilation_cache_dir
 
 
 @pytest.fixture(scope="module")
 def reference(procedural_vkitti, tmp_path_factory):
-    """The same stage-1 run in this one process on 8 devices, replicated, a checkpoint every 2 steps."""
+    """The same stage-1 run in this one process on 8 devices, a checkpoint every 2 steps. It compiles
+    the FSDP step that every launch of `interrupted_run` loads from the cache. (FSDP equals
+    replicated in one process: tests/test_training.py; replicated across processes: the
+    pretraining test below.)"""
     c = load_config("struct_decoder", "local")
     c.data.data_dir, c.allow_random_frozen, c.num_train_steps = procedural_vkitti, True, STEPS
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 2, 0
-    c.checkpoint.every_steps, c.checkpoint.keep = 2, 10
+    c.checkpoint.every_steps, c.checkpoint.keep, c.param_sharding = 2, 10, "fsdp"
     c.model.update(NARROW)
     workdir = str(tmp_path_factory.mktemp("reference") / "w")
     with jax.enable_x64(True):
@@ -64,31 +68,34 @@ def reference(procedural_vkitti, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def interrupted_run(procedural_vkitti, tmp_path_factory, cache_dir):
+def interrupted_run(procedural_vkitti, tmp_path_factory, cache_dir, reference):
     """One FSDP stage-1 run of STEPS steps through three launches, as a preempted job lives:
     1. 2 x 4 devices; kill -9 of process 1 once checkpoint 2 is complete;
     2. relaunched on 4 x 2 devices, it resumes; SIGTERM to process 2 only, once a step is logged;
     3. relaunched on 2 x 4 devices, it finishes (with an image panel at the last step).
-    Returns what each launch did; the tests below check it."""
+    Every launch loads the training step that `reference` compiled. Returns what each launch did;
+    the tests below check it."""
     d = tmp_path_factory.mktemp("interrupted")
     workdir = d / "w"
     args = _train_args(procedural_vkitti, workdir, "--config.param_sharding=fsdp",
                        f"--config.log.image_every_steps={STEPS}")
-    run = {"workdir": str(workdir), "host0_pids": []}
-    with Cluster("train.py", args, 2, 4, str(d / "l1"), cache_dir, heartbeat_s=5) as cluster:
+    run = {"workdir": str(workdir), "host0_pids": [], "errs": []}
+    with Cluster("train.py", args, 2, 4, str(d / "l1"), cache_dir, heartbeat_s=5, log_compiles=True) as cluster:
         run["host0_pids"].append(cluster.procs[0].pid)
         cluster.wait_for(lambda: os.path.isdir(workdir / "2"), timeout=600)
         cluster.signal(1, signal.SIGKILL)
         run["killed_codes"] = cluster.wait(120)  # heartbeat 5 s: the survivor is stopped well within this
         run["killed_err"] = cluster.output(0, "err")
+        run["errs"] += [cluster.output(i, "err") for i in range(2)]
     run["killed_at"] = checkpoint.Checkpointer(workdir).latest_step()  # only complete steps are listed
     assert run["killed_at"] == 2, run  # killed within 0.2 s of checkpoint 2, before step 4's could complete
-    with Cluster("train.py", args, 4, 2, str(d / "l2"), cache_dir) as cluster:
+    with Cluster("train.py", args, 4, 2, str(d / "l2"), cache_dir, log_compiles=True) as cluster:
         run["host0_pids"].append(cluster.procs[0].pid)
         cluster.wait_for(lambda: re.search(r"^step \d+/", cluster.output(0), re.M) is not None, timeout=600)
         cluster.signal(2, signal.SIGTERM)  # its handler is set: every host has finished a step
         run["terminated_codes"] = cluster.wait(300)
         run["terminated_out"], run["terminated_err"] = cluster.output(0), cluster.output(0, "err")
+        run["errs"] += [cluster.output(i, "err") for i in range(4)]
     run["stopped"] = checkpoint.Checkpointer(workdir).latest_step()
     with Cluster("train.py", args, 2, 4, str(d / "l3"), cache_dir, log_compiles=True) as cluster:
         run["host0_pids"].append(cluster.procs[0].pid)
@@ -96,6 +103,7 @@ def interrupted_run(procedural_vkitti, tmp_path_factory, cache_dir):
         run["finished_outputs"] = [cluster.output(i) for i in range(2)]
         run["finished_errs"] = [cluster.output(i, "err") for i in range(2)]
         run["finished_err"] = run["finished_errs"][0]
+        run["errs"] += run["finished_errs"]
     return run
 
 
@@ -127,12 +135,14 @@ def test_two_processes_train_as_one_through_kill_and_resume(interrupted_run, ref
     assert {tuple(x.sharding.device_set)[0] for x in jax.tree.leaves(final)} == {jax.local_devices()[0]}
 
 
-def test_a_relaunch_on_the_same_topology_compiles_no_step(interrupted_run):
-    """Launch 3 runs launch 1's training step on launch 1's topology: every process, not only
-    process 0 (which writes the cache), loads it from the compilation cache. On CPU that needs
-    the processes' cache keys made to agree (s2r_jax.local_cluster_process)."""
-    for i, err in enumerate(interrupted_run["finished_errs"]):
-        assert "Persistent compilation cache hit for 'jit_step'" in err, f"process {i} compiled the step again"
+def test_no_launch_compiles_the_step(interrupted_run):
+    """All 8 processes of the three launches (2 x 4, 4 x 2, 2 x 4) load the training step that the
+    one-process reference compiled on 8 devices, process 0 (which writes the cache) and the others
+    alike. On CPU that needs the cache keys made independent of the process and of the device
+    assignment (s2r_jax.local_cluster_process); the parameters equal the reference's (above)."""
+    assert len(interrupted_run["errs"]) == 8
+    for i, err in enumerate(interrupted_run["errs"]):
+        assert "Persistent compilation cache hit for 'jit_step'" in err, f"process {i} of the launches compiled the step"
 
 
 def test_only_host_0_writes_logs_and_gathered_panels(interrupted_run):
