@@ -6,8 +6,7 @@ asynchronously every `checkpoint.every_steps` and at the end, evaluates every
 `eval.every_steps` (keeping the best checkpoint in `workdir/best`), saves and exits
 cleanly on SIGTERM (every host at the same step), and stops at the first NaN/Inf step
 naming it (the last good checkpoint stays the latest). Scalars are averaged over each
-log interval (clu metrics) and written by host 0; the terminal gets one progress line
-per interval.
+log interval and written by host 0; the terminal gets one progress line per interval.
 """
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ import signal
 from typing import Callable, Iterator
 
 import jax
+import numpy as np
 from clu import metric_writers, periodic_actions
-from clu import metrics as clu_metrics
 
 from s2r_jax import checkpoint, console, distributed
 from s2r_jax.training.depth_stage import flat
@@ -94,8 +93,14 @@ class _BestCheckpoint:
         return better
 
 
-def _averaged_metrics(names):
-    return clu_metrics.Collection.create(**{k: clu_metrics.Average.from_output(k) for k in names})
+def interval_means(metrics: list[dict]) -> dict[str, float]:
+    """The mean of each metric over the steps of a log interval, computed on the host. The
+    values stay on the devices until the log step, so steps are not synchronised; averaging them
+    with JAX operations outside the step (as clu's metric collections do) instead compiled a
+    dozen small programs in every process of every run (3.5 s of a 2-step run on 2 cores:
+    docs/benchmarks.md, "The multi-host tests' time")."""
+    values = [{k: distributed.host_value(v) for k, v in m.items()} for m in metrics]
+    return {k: float(np.mean([np.mean(np.asarray(v[k], np.float64)) for v in values])) for k in values[0]}
 
 
 def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step: Callable, batches: Iterator,
@@ -146,20 +151,17 @@ def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step
         shown = " ".join(f"{k} {results[k]:.4f}" for k in ("abs_rel", "rmse", "a1") if k in results)
         console.say(f"eval at step {step}: {shown}" + (f" (best {best.metric} so far)" if improved else ""))
 
-    averaged, collection = None, None
+    interval = []  # the metrics of the steps since the last log
     try:
         for step in range(first_step + 1, num_steps + 1):
             batch = next(batches)
             state, metrics = train_step(state, batch)
-            collection = collection or _averaged_metrics(sorted(metrics))
-            update = collection.single_from_model_output(**metrics)
-            averaged = update if averaged is None else averaged.merge(update)
+            interval.append(metrics)
             for hook in hooks:
                 hook(step)
             if step % config.log.every_steps == 0 or step == num_steps:
                 check_finite(step)
-                scalars = {k: float(distributed.host_value(v)) for k, v in averaged.compute().items()}
-                averaged = None
+                scalars, interval = interval_means(interval), []
                 writer.write_scalars(step, scalars)
                 shown = {k: scalars[k] for k in ("loss", "loss_gen", "loss_dis") if k in scalars}
                 console.say(progress.line(step, shown))
