@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 
 import jax
 import numpy as np
-from clu import metric_writers, periodic_actions
 
 from s2r_jax import checkpoint, console, distributed
 from s2r_jax.training.depth_stage import flat
@@ -116,6 +115,10 @@ def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step
         console.say(f"{workdir} is at step {first_step}, at or past num_train_steps={num_steps}: nothing to train")
         ckpt.close()
         return state
+    # clu's writers import tensorflow (4 s of CPU per process): imported here, once there is a
+    # run to log, not when train.py starts (a host that stops at start, e.g. a mismatched
+    # config, never pays it)
+    from clu import metric_writers, periodic_actions
     writer = metric_writers.create_default_writer(workdir, just_logging=not distributed.is_host0())
     if first_step == 0:
         writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
