@@ -41,7 +41,7 @@ PRETRAIN_NARROW = {"encoder_dim": 4, "style_dim": 2, "mlp_dim": 8, "dis_dim": 4,
 # 32 x 48 frames and style images (the translation networks take any size): a float64
 # step costs a third of the `:local` run's 64 x 96
 PRETRAIN_SIZE = (32, 48)
-PRETRAIN_STEPS = 5  # the SIGTERM stops it at step 2 or 3, well before: see pretraining_run
+PRETRAIN_STEPS = 5  # the SIGTERM stops it at step 2 or 3 (4 at worst), before: see pretraining_run
 
 
 def _train_args(data_dir, workdir, *more):
@@ -235,18 +235,19 @@ def pretraining_run(procedural_vkitti, procedural_style_images, tmp_path_factory
     """Structure-encoder pretraining on 2 x 4 devices, replicated; SIGTERM to process 1 only,
     once host 0 has logged step 2 (every host has then finished a step, so its handler is set).
     The hosts agree at a log step (every step here) on whether any was signalled: at step 2 if
-    process 1 had not yet reached step 2's agreement when the signal came, else at step 3.
+    process 1 had not yet reached step 2's agreement when the signal came, else at step 3 (at 4
+    if this process, busy with the reference below, sent the signal a step late).
     (Signalled after step 1, it stopped at step 1 in one run of four: one step would leave
     the second step's rows of the style stream unchecked.)
 
-    The same run in this one process on 8 devices, with a checkpoint at each of steps 1..3,
+    The same run in this one process on 8 devices, with a checkpoint at each of steps 1..4,
     trains meanwhile: it starts once host 0 has logged step 1 (the step is then compiled and in
     the cache, which it loads), while the cluster's last steps wait mostly on gloo's all-reduces
     (docs/benchmarks.md). It runs in the main thread (training sets a SIGTERM handler); a helper
     thread signals and waits on the cluster."""
     d = tmp_path_factory.mktemp("pretraining")
     c = load_config("ste_pretrain", "local")
-    c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 3
+    c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 4
     c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 1, 0
     c.checkpoint.every_steps, c.checkpoint.keep = 1, 10
     c.model.update(PRETRAIN_NARROW)
@@ -267,7 +268,7 @@ def test_sigterm_to_one_host_saves_the_same_step_on_all(pretraining_run):
     run = pretraining_run
     assert run["codes"] == [0, 0], run["err"][-3000:]
     said = run["out"]  # host 0's: it was not signalled, and stops because process 1 was
-    assert run["stopped"] in (2, 3), said  # agreed at the step process 1 saw the signal at
+    assert run["stopped"] in (2, 3, 4), said  # agreed at the step process 1 saw the signal at
     assert f"signal on another host: saving step {run['stopped']} and exiting" in said
     assert "finished ste_pretrain" not in said
 
@@ -278,7 +279,7 @@ def test_pretraining_on_two_processes_equals_one(pretraining_run):
     it trained."""
     run = pretraining_run
     assert run["codes"] == [0, 0], run["err"][-3000:]
-    assert run["stopped"] in (2, 3)
+    assert run["stopped"] in (2, 3, 4)
     two = _variables(run["workdir"])
     assert _max_diff(two, _variables(run["reference"], run["stopped"])) <= 1e-6
     # stage 1's init_from.struct_encoder reads the 2-process pretraining checkpoint
