@@ -224,8 +224,13 @@ def _pretraining_args(data_dir, style_images, workdir):
             "--config.log.image_every_steps=0", *(f"--config.model.{k}={v}" for k, v in PRETRAIN_NARROW.items())]
 
 
+def _wait_for_host0_step(cluster: Cluster, step: int) -> None:
+    """Until host 0 has logged `step` (its progress line)."""
+    cluster.wait_for(lambda: re.search(rf"^step {step}/", cluster.output(0), re.M) is not None, timeout=600)
+
+
 def _sigterm_after_step_2(cluster: Cluster) -> list[int]:
-    cluster.wait_for(lambda: re.search(r"^step 2/", cluster.output(0), re.M) is not None, timeout=600)
+    _wait_for_host0_step(cluster, 2)
     cluster.signal(1, signal.SIGTERM)
     return cluster.wait(300)
 
@@ -254,7 +259,7 @@ def pretraining_run(procedural_vkitti, procedural_style_images, tmp_path_factory
     c.data.image_size = PRETRAIN_SIZE
     args = _pretraining_args(procedural_vkitti, procedural_style_images, d / "two")
     with ThreadPoolExecutor(1) as pool, Cluster("train.py", args, 2, 4, str(d / "logs"), cache_dir) as cluster:
-        cluster.wait_for(lambda: re.search(r"^step 1/", cluster.output(0), re.M) is not None, timeout=600)
+        _wait_for_host0_step(cluster, 1)
         codes = pool.submit(_sigterm_after_step_2, cluster)
         with jax.enable_x64(True):
             repo.load_program("train").train(c, str(d / "one"))
