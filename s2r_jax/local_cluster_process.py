@@ -21,13 +21,34 @@ the cache, whatever the split into processes: a relaunch on 4 x 2 devices, or a 
 on 8 (the tests key their own process's compilations the same way, tests/conftest.py).
 The multi-host tests check that the parameters stay those of a one-process run (within 1e-6;
 loaded across topologies they differed by 2.4e-12, the collectives' summation order).
+
+Processes that reach the same program at the same time (a cluster started beside the
+one-process run it is compared with, or beside another launch) still compiled it each, since
+each saw no entry yet. `share_compilations` therefore also makes a compilation that writes the
+cache hold a lock file beside the entry (`<key>.compiling`, naming its host and pid), and a
+process that misses the cache while that lock is held waits for the entry and loads it. A lock
+whose process is gone is taken over; one that never clears is given up after LOCK_WAIT_S.
 """
 import copy
+import logging
 import os
 import runpy
+import socket
 import sys
+import time
 
 import numpy as np
+
+logger = logging.getLogger("s2r_jax.local_cluster_process")  # also when run as __main__
+
+LOCK_SUFFIX = ".compiling"
+LOCK_WAIT_S = 1800.0  # a compilation that holds its lock longer is stuck: the waiters compile it themselves
+
+
+def _jax_functions(module, *names):
+    """The named functions of one of JAX's internal modules, or None if this JAX lacks any."""
+    found = [getattr(module, name, None) for name in names]
+    return None if any(f is None for f in found) else found
 
 
 def share_compilations() -> bool:
@@ -36,11 +57,10 @@ def share_compilations() -> bool:
     and the device kinds hashed instead of the local topology. False (and JAX left as it is, every
     process compiling for itself) if this JAX lacks the functions it replaces."""
     from jax._src import cache_key
-    get = getattr(cache_key, "get", None)
-    hash_topology = getattr(cache_key, "_hash_accelerator_config", None)
-    hash_kinds = getattr(cache_key, "_hash_devices", None)
-    if get is None or hash_topology is None or hash_kinds is None:
+    found = _jax_functions(cache_key, "get", "_hash_accelerator_config", "_hash_devices")
+    if found is None:
         return False
+    get, hash_topology, hash_kinds = found
     if getattr(get, "shares_cpu_compilations", False):
         return True  # already installed in this process
 
@@ -63,6 +83,146 @@ def share_compilations() -> bool:
     get_without_device_assignment.shares_cpu_compilations = True
     cache_key._hash_accelerator_config = hash_accelerators
     cache_key.get = get_without_device_assignment
+    _compile_each_program_once()
+    return True
+
+
+def _lock_path(cache_key: str) -> str | None:
+    """The lock file of a cache entry; None for a cache that is not a local directory."""
+    from jax._src import config
+    directory = config.compilation_cache_dir.value
+    if not directory or not os.path.isdir(directory):
+        return None
+    return os.path.join(directory, cache_key + LOCK_SUFFIX)
+
+
+def _lock_holder(path: str) -> str | None:
+    """'host pid' of a live holder of the lock; None if there is no lock, or only a stale one
+    (its process is gone: the lock is removed)."""
+    try:
+        with open(path) as f:
+            holder = f.read()
+    except FileNotFoundError:
+        return None
+    host, _, pid = holder.partition(" ")
+    if not holder:  # being written; left empty by a process that died at once, if it stays so
+        return "another process" if _age(path) < 10 else _remove(path)
+    if not pid.strip().isdigit() or host != socket.gethostname():
+        return holder  # a process on another machine sharing the directory: trusted until LOCK_WAIT_S
+    try:
+        os.kill(int(pid), 0)
+        return holder
+    except ProcessLookupError:
+        return _remove(path)
+    except PermissionError:  # alive, another user's
+        return holder
+
+
+def _age(path: str) -> float:
+    try:
+        return time.time() - os.path.getmtime(path)
+    except FileNotFoundError:
+        return 0.0
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _wait_while_locked(path: str, module_name: str, deadline: float) -> bool:
+    """Wait while a live process holds the lock (until `deadline`); True if one held it."""
+    holder = _lock_holder(path)
+    if holder is None:
+        return False
+    logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, holder, path)
+    while _lock_holder(path) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
+def _take_lock(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{socket.gethostname()} {os.getpid()}")
+    return True
+
+
+def _compile_each_program_once() -> bool:
+    """Install the compilation lock (module docstring) on JAX's cache reads and writes; False
+    (nothing installed) if this JAX lacks the functions it wraps."""
+    from jax._src import compiler, distributed
+    found = _jax_functions(compiler, "_cache_read", "_compile_and_write_cache", "_compile_and_share_module")
+    if found is None:
+        return False
+    read, compile_and_write, share = found
+    if getattr(read, "waits_for_compilations", False):
+        return True
+
+    def cache_read(module_name, cache_key, compile_options, backend, executable_devices):
+        found = read(module_name, cache_key, compile_options, backend, executable_devices)
+        path = _lock_path(cache_key)
+        if found[0] is None and path and _wait_while_locked(path, module_name, time.monotonic() + LOCK_WAIT_S):
+            found = read(module_name, cache_key, compile_options, backend, executable_devices)
+        return found
+
+    def compile_and_write_cache(backend, computation, executable_devices, compile_options, host_callbacks,
+                                module_name, cache_key):
+        path = _lock_path(cache_key)
+        if path is None or distributed.global_state.process_id != 0:  # JAX writes entries from process 0 only
+            return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
+                                     module_name, cache_key)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while not _take_lock(path):  # another process started compiling it since this one read the cache
+            if time.monotonic() > deadline:
+                return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
+                                         module_name, cache_key)
+            if _wait_while_locked(path, module_name, deadline):
+                executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
+                if executable is not None:
+                    compiler.log_persistent_cache_hit(module_name, cache_key)
+                    return executable
+        try:
+            return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
+                                     module_name, cache_key)
+        finally:
+            _remove(path)
+
+    def compile_and_share_module(backend, computation, executable_devices, compile_options, host_callbacks,
+                                 global_client, module_name, cache_key, first_process_id):
+        # The first process publishes what it compiles, but not what it loads from the cache: had an
+        # entry been written between this process's read and the first one's, this one would wait
+        # forever. So it waits for either.
+        path = _lock_path(cache_key)
+        if (path and distributed.global_state.process_id != first_process_id
+                and cache_key not in share.modules_cache):
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while time.monotonic() < deadline:
+                try:
+                    global_client.key_value_try_get_bytes(cache_key)
+                    break  # published: JAX's own path below takes it
+                except Exception:  # not yet published
+                    pass
+                if _lock_holder(path) is None:
+                    executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
+                    if executable is not None:
+                        compiler.log_persistent_cache_hit(module_name, cache_key)
+                        share.modules_cache[cache_key] = executable
+                        return executable
+                time.sleep(0.1)
+        return share(backend, computation, executable_devices, compile_options, host_callbacks, global_client,
+                     module_name, cache_key, first_process_id)
+
+    cache_read.waits_for_compilations = True
+    compile_and_share_module.modules_cache = share.modules_cache  # JAX's function reads it by its global name
+    compiler._cache_read = cache_read
+    compiler._compile_and_write_cache = compile_and_write_cache
+    compiler._compile_and_share_module = compile_and_share_module
     return True
 
 

@@ -241,15 +241,16 @@ def pretraining_run(procedural_vkitti, procedural_style_images, tmp_path_factory
     once host 0 has logged step 2 (every host has then finished a step, so its handler is set).
     The hosts agree at a log step (every step here) on whether any was signalled: at step 2 if
     process 1 had not yet reached step 2's agreement when the signal came, else at step 3 (at 4
-    if this process, busy with the reference below, sent the signal a step late).
+    if this busy process sent the signal a step late).
     (Signalled after step 1, it stopped at step 1 in one run of four: one step would leave
     the second step's rows of the style stream unchecked.)
 
     The same run in this one process on 8 devices, with a checkpoint at each of steps 1..4,
-    trains meanwhile: it starts once host 0 has logged step 1 (the step is then compiled and in
-    the cache, which it loads), while the cluster's last steps wait mostly on gloo's all-reduces
-    (docs/benchmarks.md). It runs in the main thread (training sets a SIGTERM handler); a helper
-    thread signals and waits on the cluster."""
+    trains meanwhile, from the launch on. Whichever reaches the training step first, this process
+    (usually: the cluster's are still importing) or the cluster's process 0, compiles it; the
+    others wait for it and load it (the lock of s2r_jax.local_cluster_process), so it is compiled
+    once, and the reference no longer runs after the cluster's steps. It runs in the main thread
+    (training sets a SIGTERM handler); a helper thread signals and waits on the cluster."""
     d = tmp_path_factory.mktemp("pretraining")
     c = load_config("ste_pretrain", "local")
     c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 4
@@ -259,7 +260,6 @@ def pretraining_run(procedural_vkitti, procedural_style_images, tmp_path_factory
     c.data.image_size = PRETRAIN_SIZE
     args = _pretraining_args(procedural_vkitti, procedural_style_images, d / "two")
     with ThreadPoolExecutor(1) as pool, Cluster("train.py", args, 2, 4, str(d / "logs"), cache_dir) as cluster:
-        _wait_for_host0_step(cluster, 1)
         codes = pool.submit(_sigterm_after_step_2, cluster)
         with jax.enable_x64(True):
             repo.load_program("train").train(c, str(d / "one"))
