@@ -25,11 +25,15 @@ loaded across topologies they differed by 2.4e-12, the collectives' summation or
 Processes that reach the same program at the same time (a cluster started beside the
 one-process run it is compared with, or beside another launch) still compiled it each, since
 each saw no entry yet. `share_compilations` therefore also makes a compilation that writes the
-cache hold a lock file beside the entry (`<key>.compiling`, naming its host and pid), and a
-process that misses the cache while that lock is held waits for the entry and loads it. A lock
-whose process is gone is taken over; one that never clears is given up after LOCK_WAIT_S.
+cache hold a lock beside the entry: an exclusive `flock` on `<key>.compiling` (which names its
+host and pid, for the log). A process that misses the cache while the lock is held waits for
+it, then reads the entry; a compiling process that finds the lock held waits too, and reads
+the cache again once it holds it. The kernel releases the lock when its process exits, however
+it ends, so a crashed compilation blocks nobody; one that holds it past LOCK_WAIT_S is given up
+(the waiters compile). `flock` works on local directories: a cache elsewhere gets no lock.
 """
 import copy
+import fcntl
 import logging
 import os
 import runpy
@@ -96,67 +100,52 @@ def _lock_path(cache_key: str) -> str | None:
     return os.path.join(directory, cache_key + LOCK_SUFFIX)
 
 
-def _lock_holder(path: str) -> str | None:
-    """'host pid' of a live holder of the lock; None if there is no lock, or only a stale one
-    (its process is gone: the lock is removed)."""
+def _held_by_another(fd: int) -> bool:
+    """Whether another open file holds the lock (a process that exits, or dies, releases it)."""
     try:
-        with open(path) as f:
-            holder = f.read()
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether `path` still names the open file `fd` (a lock file is unlinked by its last holder)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
-        return None
-    host, _, pid = holder.partition(" ")
-    if not holder:  # being written; left empty by a process that died at once, if it stays so
-        return "another process" if _age(path) < 10 else _remove(path)
-    if not pid.strip().isdigit() or host != socket.gethostname():
-        return holder  # a process on another machine sharing the directory: trusted until LOCK_WAIT_S
+        return False
+
+
+def _holder(fd: int) -> str:
     try:
-        os.kill(int(pid), 0)
-        return holder
-    except ProcessLookupError:
-        return _remove(path)
-    except PermissionError:  # alive, another user's
-        return holder
-
-
-def _age(path: str) -> float:
-    try:
-        return time.time() - os.path.getmtime(path)
-    except FileNotFoundError:
-        return 0.0
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        return os.pread(fd, 200, 0).decode(errors="replace") or "another process"
+    except OSError:
+        return "another process"
 
 
 def _wait_while_locked(path: str, module_name: str, deadline: float) -> bool:
-    """Wait while a live process holds the lock (until `deadline`); True if one held it."""
-    holder = _lock_holder(path)
-    if holder is None:
-        return False
-    logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, holder, path)
-    while _lock_holder(path) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return True
-
-
-def _take_lock(path: str) -> bool:
+    """Wait while another process holds the lock (until `deadline`); True if one held it."""
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{socket.gethostname()} {os.getpid()}")
-    return True
+    try:
+        if not _held_by_another(fd):
+            return False  # left by a compilation that ended (or died) between its write and its unlink
+        logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+        while _held_by_another(fd) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _compile_each_program_once() -> bool:
     """Install the compilation lock (module docstring) on JAX's cache reads and writes; False
     (nothing installed) if this JAX lacks the functions it wraps."""
-    from jax._src import compiler, distributed
+    from jax._src import compiler, config, distributed
     found = _jax_functions(compiler, "_cache_read", "_compile_and_write_cache", "_compile_and_share_module")
     if found is None:
         return False
@@ -173,42 +162,56 @@ def _compile_each_program_once() -> bool:
 
     def compile_and_write_cache(backend, computation, executable_devices, compile_options, host_callbacks,
                                 module_name, cache_key):
+        compile_here = lambda: compile_and_write(backend, computation, executable_devices, compile_options,
+                                                 host_callbacks, module_name, cache_key)
         path = _lock_path(cache_key)
         if path is None or distributed.global_state.process_id != 0:  # JAX writes entries from process 0 only
-            return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
-                                     module_name, cache_key)
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while not _take_lock(path):  # another process started compiling it since this one read the cache
-            if time.monotonic() > deadline:
-                return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
-                                         module_name, cache_key)
-            if _wait_while_locked(path, module_name, deadline):
-                executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
-                if executable is not None:
-                    compiler.log_persistent_cache_hit(module_name, cache_key)
-                    return executable
+            return compile_here()
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        held = False
         try:
-            return compile_and_write(backend, computation, executable_devices, compile_options, host_callbacks,
-                                     module_name, cache_key)
+            deadline, said = time.monotonic() + LOCK_WAIT_S, False
+            while not held:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
+                except BlockingIOError:  # another process started compiling it since this one read the cache
+                    if time.monotonic() > deadline:
+                        return compile_here()  # stuck: compile without it
+                    if not said:
+                        logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+                        said = True
+                    time.sleep(0.1)
+            # held: whoever held it before (or wrote the entry since this process read) may have written it
+            executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
+            if executable is not None:
+                compiler.log_persistent_cache_hit(module_name, cache_key)
+                return executable
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
+            return compile_here()
         finally:
-            _remove(path)
+            if held and _same_file(fd, path):
+                os.unlink(path)  # while holding it: a process that opens the path later finds the entry
+            os.close(fd)  # releases it
 
     def compile_and_share_module(backend, computation, executable_devices, compile_options, host_callbacks,
                                  global_client, module_name, cache_key, first_process_id):
         # The first process publishes what it compiles, but not what it loads from the cache: had an
         # entry been written between this process's read and the first one's, this one would wait
-        # forever. So it waits for either.
+        # for it until JAX's timeout. So it waits for either, within that timeout.
         path = _lock_path(cache_key)
         if (path and distributed.global_state.process_id != first_process_id
                 and cache_key not in share.modules_cache):
-            deadline = time.monotonic() + LOCK_WAIT_S
+            deadline = time.monotonic() + config.share_binary_between_hosts_timeout_ms.value / 1000
             while time.monotonic() < deadline:
                 try:
                     global_client.key_value_try_get_bytes(cache_key)
                     break  # published: JAX's own path below takes it
-                except Exception:  # not yet published
-                    pass
-                if _lock_holder(path) is None:
+                except Exception as e:
+                    if "not found" not in str(e).lower():
+                        raise
+                if not _wait_while_locked(path, module_name, deadline):
                     executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
                     if executable is not None:
                         compiler.log_persistent_cache_hit(module_name, cache_key)

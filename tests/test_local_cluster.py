@@ -1,7 +1,8 @@
 """s2r_jax.local_cluster_process's compilation lock, on real JAX processes sharing a cache directory:
-a process that misses the cache while another holds the program's lock waits and loads the entry,
-and a lock whose process is gone is taken over. (The lock is what lets the multi-host tests start
-a cluster beside the one-process run that compiles the same step: tests/test_multihost.py.)"""
+a process that misses the cache while another holds the program's lock waits and loads the entry;
+one whose holder dies without writing it compiles it; a lock file left behind blocks nobody.
+(The lock is what lets the multi-host tests start the pretraining launch beside the one-process
+run that compiles the same step: tests/test_multihost.py.)"""
 import glob
 import os
 import socket
@@ -66,42 +67,77 @@ def entry(tmp_path_factory):
             "script": d / "f.py"}
 
 
+HOLDER = """
+import fcntl, os, socket, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)  # as a compiling process 0 holds it
+os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
+time.sleep(300)
+"""
+
+
+def _hold_lock(entry):
+    """A process holding the program's lock, as one compiling it does; returns it once it holds it."""
+    lock = entry["cache"] / (entry["key"] + LOCK_SUFFIX)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)])
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text()):
+        assert time.monotonic() < deadline and holder.poll() is None, "the holder did not take the lock"
+        time.sleep(0.05)
+    return holder
+
+
+def _start_waiting(entry, err_path):
+    """The program started while another process holds its lock; returns it once it says it waits."""
+    err_file = open(err_path, "w")
+    proc = _start(entry["cache"], entry["script"], err_file)
+    err_file.close()
+    deadline = time.monotonic() + 120
+    while "waiting for jit_f" not in err_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("it did not wait for the lock: " + err_path.read_text()[-3000:])
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert proc.poll() is None, "it stopped waiting while the lock was held"
+    return proc
+
+
 def test_a_process_waits_for_the_program_another_is_compiling(entry, tmp_path):
-    cache = entry["cache"]
-    lock = cache / (entry["key"] + LOCK_SUFFIX)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])  # 'compiling' the program
+    holder = _hold_lock(entry)
     try:
-        lock.write_text(f"{socket.gethostname()} {holder.pid}")
-        with open(tmp_path / "err", "w") as err_file:
-            proc = _start(cache, entry["script"], err_file)
-            deadline = time.monotonic() + 120
-            while "waiting for jit_f" not in (tmp_path / "err").read_text():
-                assert proc.poll() is None, "it did not wait: " + (tmp_path / "err").read_text()[-3000:]
-                assert time.monotonic() < deadline, "it did not reach the program within 120 s"
-                time.sleep(0.2)
-            time.sleep(1.0)
-            assert proc.poll() is None  # still waiting while the holder lives
-            # the holder finishes: its entry appears (written whole, then renamed), then its lock goes
-            (cache / "incoming").write_bytes(entry["bytes"])
-            os.rename(cache / "incoming", cache / entry["name"])
-            lock.unlink()
-            out, _ = _finish(proc)
+        proc = _start_waiting(entry, tmp_path / "err")
+        # the holder finishes: its entry appears (written whole, then renamed), then its lock goes
+        (entry["cache"] / "incoming").write_bytes(entry["bytes"])
+        os.rename(entry["cache"] / "incoming", entry["cache"] / entry["name"])
     finally:
         holder.kill()
         holder.wait()
+    out, _ = _finish(proc)
     err = (tmp_path / "err").read_text()
     assert f"waiting for jit_f: {socket.gethostname()} {holder.pid} is compiling it" in err, err[-3000:]
     assert "Persistent compilation cache hit for 'jit_f'" in err, err[-3000:]
     assert out == entry["out"]
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(entry):
-    cache = entry["cache"]
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # its pid now names no process
-    lock = cache / (entry["key"] + LOCK_SUFFIX)
-    lock.write_text(f"{socket.gethostname()} {gone.pid}")
-    out, err = _finish(_start(cache, entry["script"]))
-    assert "Persistent compilation cache hit for 'jit_f'" not in err  # it compiled the program itself,
-    assert (cache / entry["name"]).exists() and not lock.exists()  # wrote the entry, left no lock
+def test_a_compilation_that_dies_releases_its_waiters(entry, tmp_path):
+    holder = _hold_lock(entry)
+    try:
+        proc = _start_waiting(entry, tmp_path / "err")
+    finally:
+        holder.kill()  # dies without writing the entry
+        holder.wait()
+    out, _ = _finish(proc)
+    assert "Persistent compilation cache hit for 'jit_f'" not in (tmp_path / "err").read_text()  # compiled it,
+    assert (entry["cache"] / entry["name"]).exists()  # wrote the entry,
+    assert not (entry["cache"] / (entry["key"] + LOCK_SUFFIX)).exists()  # and removed its own lock
+    assert out == entry["out"]
+
+
+def test_a_lock_file_left_by_a_process_blocks_nobody(entry):
+    lock = entry["cache"] / (entry["key"] + LOCK_SUFFIX)
+    lock.write_text(f"{socket.gethostname()} 1")  # left by a process killed before it could remove it
+    out, err = _finish(_start(entry["cache"], entry["script"]))
+    assert "waiting for jit_f" not in err and "Persistent compilation cache hit for 'jit_f'" not in err
+    assert (entry["cache"] / entry["name"]).exists() and not lock.exists()  # compiled, written, lock removed
     assert out == entry["out"]
