@@ -30,7 +30,8 @@ host and pid, for the log). A process that misses the cache while the lock is he
 it, then reads the entry; a compiling process that finds the lock held waits too, and reads
 the cache again once it holds it. The kernel releases the lock when its process exits, however
 it ends, so a crashed compilation blocks nobody; one that holds it past LOCK_WAIT_S is given up
-(the waiters compile). `flock` works on local directories: a cache elsewhere gets no lock.
+(the waiters compile). The cache directory must be local: a path that is not a directory
+(gs://...) gets no lock, and on NFS `flock` is emulated with per-process locks.
 """
 import copy
 import fcntl
@@ -106,6 +107,8 @@ def _held_by_another(fd: int) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:  # a filesystem without flock: no lock
+        return False
     fcntl.flock(fd, fcntl.LOCK_UN)
     return False
 
@@ -126,20 +129,45 @@ def _holder(fd: int) -> str:
 
 
 def _wait_while_locked(path: str, module_name: str, deadline: float) -> bool:
-    """Wait while another process holds the lock (until `deadline`); True if one held it."""
+    """Wait while another process holds the lock (until `deadline`); True if there was a lock
+    file (its compilation may have written the entry since it was looked for)."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # none (or unreadable: no lock)
         return False
     try:
-        if not _held_by_another(fd):
-            return False  # left by a compilation that ended (or died) between its write and its unlink
-        logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
-        while _held_by_another(fd) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if _held_by_another(fd):
+            logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+            while _held_by_another(fd) and time.monotonic() < deadline:
+                time.sleep(0.1)
         return True
     finally:
         os.close(fd)
+
+
+def _take(path: str, module_name: str, deadline: float) -> int | None:
+    """An open file holding the lock at `path` (the file `path` names), waiting while another
+    process holds it; None past `deadline`, or where the directory allows no lock."""
+    said = False
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path):
+                return fd
+        except BlockingIOError:  # another process compiles it
+            if not said:
+                logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+                said = True
+            time.sleep(0.1)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)  # held elsewhere, or a file its last holder had unlinked: open the path again
+    return None
 
 
 def _compile_each_program_once() -> bool:
@@ -153,11 +181,17 @@ def _compile_each_program_once() -> bool:
     if getattr(read, "waits_for_compilations", False):
         return True
 
+    timed_out = set()  # keys whose lock was held past LOCK_WAIT_S: compiled here at once
+
     def cache_read(module_name, cache_key, compile_options, backend, executable_devices):
         found = read(module_name, cache_key, compile_options, backend, executable_devices)
         path = _lock_path(cache_key)
-        if found[0] is None and path and _wait_while_locked(path, module_name, time.monotonic() + LOCK_WAIT_S):
-            found = read(module_name, cache_key, compile_options, backend, executable_devices)
+        if found[0] is None and path:
+            deadline = time.monotonic() + LOCK_WAIT_S
+            if _wait_while_locked(path, module_name, deadline):
+                found = read(module_name, cache_key, compile_options, backend, executable_devices)
+                if time.monotonic() >= deadline:
+                    timed_out.add(cache_key)
         return found
 
     def compile_and_write_cache(backend, computation, executable_devices, compile_options, host_callbacks,
@@ -165,24 +199,13 @@ def _compile_each_program_once() -> bool:
         compile_here = lambda: compile_and_write(backend, computation, executable_devices, compile_options,
                                                  host_callbacks, module_name, cache_key)
         path = _lock_path(cache_key)
-        if path is None or distributed.global_state.process_id != 0:  # JAX writes entries from process 0 only
-            return compile_here()
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        held = False
+        if path is None or distributed.global_state.process_id != 0 or cache_key in timed_out:
+            return compile_here()  # JAX writes entries from process 0 only
+        fd = _take(path, module_name, time.monotonic() + LOCK_WAIT_S)
+        if fd is None:
+            return compile_here()  # stuck, or no lock possible here: compile without it
         try:
-            deadline, said = time.monotonic() + LOCK_WAIT_S, False
-            while not held:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    held = True
-                except BlockingIOError:  # another process started compiling it since this one read the cache
-                    if time.monotonic() > deadline:
-                        return compile_here()  # stuck: compile without it
-                    if not said:
-                        logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
-                        said = True
-                    time.sleep(0.1)
-            # held: whoever held it before (or wrote the entry since this process read) may have written it
+            # whoever held it before (or wrote the entry since this process read) may have written it
             executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
             if executable is not None:
                 compiler.log_persistent_cache_hit(module_name, cache_key)
@@ -191,7 +214,7 @@ def _compile_each_program_once() -> bool:
             os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
             return compile_here()
         finally:
-            if held and _same_file(fd, path):
+            if _same_file(fd, path):
                 os.unlink(path)  # while holding it: a process that opens the path later finds the entry
             os.close(fd)  # releases it
 
@@ -211,12 +234,12 @@ def _compile_each_program_once() -> bool:
                 except Exception as e:
                     if "not found" not in str(e).lower():
                         raise
-                if not _wait_while_locked(path, module_name, deadline):
-                    executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
-                    if executable is not None:
-                        compiler.log_persistent_cache_hit(module_name, cache_key)
-                        share.modules_cache[cache_key] = executable
-                        return executable
+                _wait_while_locked(path, module_name, deadline)  # while one compiles it: its entry comes last
+                executable, _ = read(module_name, cache_key, compile_options, backend, executable_devices)
+                if executable is not None:
+                    compiler.log_persistent_cache_hit(module_name, cache_key)
+                    share.modules_cache[cache_key] = executable
+                    return executable
                 time.sleep(0.1)
         return share(backend, computation, executable_devices, compile_options, host_callbacks, global_client,
                      module_name, cache_key, first_process_id)

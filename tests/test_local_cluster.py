@@ -107,9 +107,10 @@ def test_a_process_waits_for_the_program_another_is_compiling(entry, tmp_path):
     holder = _hold_lock(entry)
     try:
         proc = _start_waiting(entry, tmp_path / "err")
-        # the holder finishes: its entry appears (written whole, then renamed), then its lock goes
-        (entry["cache"] / "incoming").write_bytes(entry["bytes"])
-        os.rename(entry["cache"] / "incoming", entry["cache"] / entry["name"])
+        # the holder finishes: its entry appears (JAX writes it while holding the lock), then its lock goes
+        (entry["cache"] / entry["name"]).write_bytes(entry["bytes"])
+        time.sleep(1.0)
+        assert proc.poll() is None, "it did not wait for the lock to go"  # it waits on the lock, not the file
     finally:
         holder.kill()
         holder.wait()
