@@ -121,11 +121,12 @@ def _same_file(fd: int, path: str) -> bool:
         return False
 
 
-def _holder(fd: int) -> str:
-    try:
-        return os.pread(fd, 200, 0).decode(errors="replace") or "another process"
+def _say_waiting(module_name: str, fd: int, path: str) -> None:
+    try:  # the holder's 'host pid', once it has written it
+        holder = os.pread(fd, 200, 0).decode(errors="replace") or "another process"
     except OSError:
-        return "another process"
+        holder = "another process"
+    logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, holder, path)
 
 
 def _wait_while_locked(path: str, module_name: str, deadline: float) -> bool:
@@ -137,7 +138,7 @@ def _wait_while_locked(path: str, module_name: str, deadline: float) -> bool:
         return False
     try:
         if _held_by_another(fd):
-            logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+            _say_waiting(module_name, fd, path)
             while _held_by_another(fd) and time.monotonic() < deadline:
                 time.sleep(0.1)
         return True
@@ -160,7 +161,7 @@ def _take(path: str, module_name: str, deadline: float) -> int | None:
                 return fd
         except BlockingIOError:  # another process compiles it
             if not said:
-                logger.info("waiting for %s: %s is compiling it (lock %s)", module_name, _holder(fd), path)
+                _say_waiting(module_name, fd, path)
                 said = True
             time.sleep(0.1)
         except OSError:

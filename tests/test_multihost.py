@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs_util import load_config
+from configs_util import load_config, override
 from s2r_jax import checkpoint, repo
 from s2r_jax.local_cluster import Cluster
 
@@ -28,11 +28,12 @@ STEPS = 3  # checkpoint 2 by 2 x 4 processes (then one is killed), step 3 resume
 # Narrower than the `:local` smoke run (widths 8): a float64 step then takes a third of the
 # time, and these tests run a few dozen of them on every topology.
 NARROW = {"encoder_dim": 4, "depth_ngf": 4}
-# log.every_steps=1: the hosts agree at every step on whether any was signalled (loop._should_stop),
-# so the 4-process relaunch runs that collective at its one step
-COMMON = ["--config.allow_random_frozen=True", "--config.model.dtype=float64", "--config.log.every_steps=1",
-          "--config.checkpoint.keep=10", "--config.checkpoint.every_steps=2",
-          *(f"--config.model.{k}={v}" for k, v in NARROW.items())]
+# What every stage-1 run here sets, the launches (as --config. flags) and the one-process
+# reference (through configs_util.override) alike. log.every_steps=1: the hosts agree at every
+# step on whether any was signalled (loop._should_stop), so the 4-process relaunch runs that
+# collective at its one step.
+STAGE1 = {"allow_random_frozen": True, "model.dtype": "float64", "log.every_steps": 1, "checkpoint.keep": 10,
+          "checkpoint.every_steps": 2, **{f"model.{k}": v for k, v in NARROW.items()}}
 # narrow and shallow pretraining (1 residual block per decoder, one 2-layer discriminator scale):
 # the step compiles in about a third less time than with MUNIT's depths, and compiling is most
 # of the pretraining test
@@ -42,11 +43,19 @@ PRETRAIN_NARROW = {"encoder_dim": 4, "style_dim": 2, "mlp_dim": 8, "dis_dim": 4,
 # step costs a third of the `:local` run's 64 x 96
 PRETRAIN_SIZE = (32, 48)
 PRETRAIN_STEPS = 5  # the SIGTERM stops it at step 2 or 3 (4 at worst), before: see pretraining_run
+# What every pretraining run here sets, the launch and the one-process reference alike
+PRETRAIN = {"model.dtype": "float64", "data.image_size": PRETRAIN_SIZE, "log.every_steps": 1,
+            "log.image_every_steps": 0, **{f"model.{k}": v for k, v in PRETRAIN_NARROW.items()}}
+
+
+def _flags(fields: dict) -> list[str]:
+    """The --config. flags that set `fields` ({"a.b": value}) as configs_util.override does."""
+    return [f"--config.{k}={v}" for k, v in fields.items()]
 
 
 def _train_args(data_dir, workdir, *more):
     return ["--config", "configs/struct_decoder.py:local", "--workdir", str(workdir),
-            f"--config.data.data_dir={data_dir}", f"--config.num_train_steps={STEPS}", *COMMON, *more]
+            f"--config.data.data_dir={data_dir}", f"--config.num_train_steps={STEPS}", *_flags(STAGE1), *more]
 
 
 def _max_diff(a, b) -> float:
@@ -101,11 +110,9 @@ def reference(procedural_vkitti, tmp_path_factory):
     the FSDP step that every launch of `interrupted_run` loads from the cache. (FSDP equals
     replicated in one process: tests/test_training.py; replicated across processes: the
     pretraining test below.)"""
-    c = load_config("struct_decoder", "local")
-    c.data.data_dir, c.allow_random_frozen, c.num_train_steps = procedural_vkitti, True, STEPS
-    c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 1, 0
-    c.checkpoint.every_steps, c.checkpoint.keep, c.param_sharding = 2, 10, "fsdp"
-    c.model.update(NARROW)
+    c = override(load_config("struct_decoder", "local"), **STAGE1, **{
+        "data.data_dir": procedural_vkitti, "num_train_steps": STEPS, "log.image_every_steps": 0,
+        "param_sharding": "fsdp"})
     workdir = str(tmp_path_factory.mktemp("reference") / "w")
     with jax.enable_x64(True):
         repo.load_program("train").train(c, workdir)
@@ -219,18 +226,12 @@ def test_evaluation_on_two_processes_equals_one(procedural_vkitti, interrupted_r
 def _pretraining_args(data_dir, style_images, workdir):
     return ["--config", "configs/ste_pretrain.py:local", "--workdir", str(workdir),
             f"--config.data.data_dir={data_dir}", f"--config.style_images={style_images}",
-            f"--config.num_train_steps={PRETRAIN_STEPS}", "--config.model.dtype=float64",
-            f"--config.data.image_size={PRETRAIN_SIZE}", "--config.log.every_steps=1",
-            "--config.log.image_every_steps=0", *(f"--config.model.{k}={v}" for k, v in PRETRAIN_NARROW.items())]
-
-
-def _wait_for_host0_step(cluster: Cluster, step: int) -> None:
-    """Until host 0 has logged `step` (its progress line)."""
-    cluster.wait_for(lambda: re.search(rf"^step {step}/", cluster.output(0), re.M) is not None, timeout=600)
+            f"--config.num_train_steps={PRETRAIN_STEPS}", *_flags(PRETRAIN)]
 
 
 def _sigterm_after_step_2(cluster: Cluster) -> list[int]:
-    _wait_for_host0_step(cluster, 2)
+    """SIGTERM to process 1 once host 0 has logged step 2 (its progress line); the return codes."""
+    cluster.wait_for(lambda: re.search(r"^step 2/", cluster.output(0), re.M) is not None, timeout=600)
     cluster.signal(1, signal.SIGTERM)
     return cluster.wait(300)
 
@@ -252,12 +253,9 @@ def pretraining_run(procedural_vkitti, procedural_style_images, tmp_path_factory
     once, and the reference no longer runs after the cluster's steps. It runs in the main thread
     (training sets a SIGTERM handler); a helper thread signals and waits on the cluster."""
     d = tmp_path_factory.mktemp("pretraining")
-    c = load_config("ste_pretrain", "local")
-    c.data.data_dir, c.style_images, c.num_train_steps = procedural_vkitti, procedural_style_images, 4
-    c.model.dtype, c.log.every_steps, c.log.image_every_steps = "float64", 1, 0
-    c.checkpoint.every_steps, c.checkpoint.keep = 1, 10
-    c.model.update(PRETRAIN_NARROW)
-    c.data.image_size = PRETRAIN_SIZE
+    c = override(load_config("ste_pretrain", "local"), **PRETRAIN, **{
+        "data.data_dir": procedural_vkitti, "style_images": procedural_style_images, "num_train_steps": 4,
+        "checkpoint.every_steps": 1, "checkpoint.keep": 10})
     args = _pretraining_args(procedural_vkitti, procedural_style_images, d / "two")
     with ThreadPoolExecutor(1) as pool, Cluster("train.py", args, 2, 4, str(d / "logs"), cache_dir) as cluster:
         codes = pool.submit(_sigterm_after_step_2, cluster)
