@@ -47,7 +47,8 @@ def train_depth_stage(config, workdir: str):
     abstract_variables = depth_stage.abstract_variables(model, config)
     tx = depth_stage.make_optimizer(config, steps_per_epoch)
     make_state = lambda variables: depth_stage.create_state(variables, config, tx)    # state/shardings
-    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding)
+    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding,
+                               config.fsdp_min_size)
     schedule = depth_stage.learning_rate_schedule(config, steps_per_epoch)            # step
     train_step = jax.jit(depth_stage.make_train_step(model, config, tx, schedule),
                          in_shardings=(shardings, batching.batch_sharding(mesh)),
@@ -78,7 +79,8 @@ def train_zoedepth_stage(config, workdir: str):
     abstract_variables = zoedepth_stage.abstract_variables(model, config)
     tx = zoedepth_stage.make_optimizer(config, num_steps)                            # OneCycle over the run
     make_state = lambda variables: zoedepth_stage.create_state(variables, config, tx)  # state/shardings
-    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding)
+    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding,
+                               config.fsdp_min_size)
     schedule = zoedepth_stage.learning_rate_schedule(config, num_steps)              # step
     train_step = jax.jit(zoedepth_stage.make_train_step(model, config, tx, schedule),
                          in_shardings=(shardings, batching.batch_sharding(mesh)),
@@ -121,7 +123,8 @@ def pretrain_structure_encoder(config, workdir: str):
     abstract_variables = ste_stage.abstract_variables(config)                      # model/init
     tx = ste_stage.make_optimizer(config)
     make_state = lambda variables: ste_stage.create_state(variables, tx)            # state/shardings
-    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding)
+    shardings = state_sharding(jax.eval_shape(make_state, abstract_variables), mesh, config.param_sharding,
+                               config.fsdp_min_size)
     train_step = jax.jit(ste_stage.make_step(config, tx),                           # step
                          in_shardings=(shardings, batching.batch_sharding(mesh)),
                          out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))

@@ -2,8 +2,8 @@
 
 Small widths and sizes so that everything — data, structure-encoder pretraining, stage 1,
 stage 2 and an RGB baseline for each of three seeds, evaluation, the style-invariance
-figures — runs in 17 minutes on the slow 2-core development machine of 2026-12-01
-(docs/benchmarks.md, "A warm-started stage 2"). Not the paper's setting: see configs/struct_decoder.py and
+figures — runs in 7.7 minutes on the 2-core development machine of 2026-12-02, 17 on the
+slower one of 2026-12-01 (docs/benchmarks.md, "The same demo on another CPU"). Not the paper's setting: see configs/struct_decoder.py and
 configs/dsa_depth.py for that. The values marked [val] were chosen on the validation
 render (data.test_seed=3), never on the test scenes; the runs behind them are in
 docs/benchmarks.md.

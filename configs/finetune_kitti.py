@@ -101,6 +101,7 @@ def get_config(arg: str | None = None):
                                            num_images=4, profile=False))
     c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",)))  # [ours] every device data-parallel
     c.param_sharding = "replicated"  # [ours] or 'fsdp': large arrays split over the data axis
+    c.fsdp_min_size = 2 ** 18        # [ours] under fsdp, arrays of fewer elements stay replicated
     c.distributed = False            # [ours] True: jax.distributed.initialize() (TPU pods, SLURM, MPI, GKE)
     c.cluster = ml_collections.ConfigDict(dict(
         coordinator_address="",  # [ours] bare machines: 'host:port' of process 0 ('' = auto-detect)

@@ -62,7 +62,8 @@ def get_config(arg: str | None = None):
     c.checkpoint = ml_collections.ConfigDict(dict(every_steps=10_000, keep=3))
     c.log = ml_collections.ConfigDict(dict(every_steps=100, image_every_steps=1000, num_images=4, profile=False))
     c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",)))
-    c.param_sharding = "replicated"
+    c.param_sharding = "replicated"  # [ours] or 'fsdp': large arrays split over the data axis
+    c.fsdp_min_size = 2 ** 18        # [ours] under fsdp, arrays of fewer elements stay replicated
     c.distributed = False
     c.cluster = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=0, process_id=-1,
                                                initialization_timeout_s=300, heartbeat_timeout_s=100))

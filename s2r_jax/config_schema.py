@@ -38,6 +38,7 @@ RUNTIME = {
     "log": {"every_steps": int, "image_every_steps": int, "num_images": int, "profile": bool},
     "mesh": {"shape": tuple, "axes": tuple},
     "param_sharding": str,
+    "fsdp_min_size": int,
     "distributed": bool,
     "cluster": CLUSTER,
 }
@@ -179,6 +180,8 @@ def _runtime_problems(config) -> list[str]:
                        "data.shuffle_buffer", "data.prefetch"), problems)
     if config.param_sharding not in ("replicated", "fsdp"):
         problems.append(f"config.param_sharding must be 'replicated' or 'fsdp', got {config.param_sharding!r}")
+    if config.fsdp_min_size < 1:
+        problems.append(f"config.fsdp_min_size must be >= 1 (elements), got {config.fsdp_min_size}")
     if config.model.dtype not in DTYPES:
         problems.append(f"config.model.dtype must be one of {DTYPES}, got {config.model.dtype!r}")
     if "data" not in tuple(config.mesh.axes):

@@ -7,15 +7,17 @@ itself; on bare machines `config.cluster` (or the variables) name it. The heartb
 timeout bounds how long the survivors wait for a host that died: after it, every
 process stops with an error instead of hanging in a collective.
 
-`check_same_program` makes every host compare a fingerprint of its config and of the
-s2r_jax sources it runs, so a host with another config or code version is an error at
-start rather than a silent divergence. No tensorflow here.
+`check_same_program` makes every host compare a fingerprint of its config and of the code
+it runs (the s2r_jax sources and the program, train.py or eval.py), so a host with another
+config or code version is an error at start rather than a silent divergence. No tensorflow
+here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 
 import jax
 import numpy as np
@@ -28,11 +30,21 @@ class ClusterError(RuntimeError):
     """The processes of a multi-host job cannot work together; the message says why."""
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ClusterError(f"environment variable {name}={value!r} must be an integer") from None
+
+
 def _explicit_settings(cluster) -> dict:
     """coordinator_address / num_processes / process_id from the config, else the environment."""
     address = cluster.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS", "")
-    num = cluster.num_processes or int(os.environ.get("JAX_NUM_PROCESSES", "0") or 0)
-    pid = cluster.process_id if cluster.process_id >= 0 else int(os.environ.get("JAX_PROCESS_ID", "-1") or -1)
+    num = cluster.num_processes or _env_int("JAX_NUM_PROCESSES", 0)
+    pid = cluster.process_id if cluster.process_id >= 0 else _env_int("JAX_PROCESS_ID", -1)
     if not address:
         if num or pid >= 0:
             raise ClusterError("config.cluster.num_processes / process_id (or JAX_NUM_PROCESSES / JAX_PROCESS_ID) "
@@ -86,9 +98,19 @@ def multihost() -> bool:
     return jax.process_count() > 1
 
 
-def source_fingerprint() -> str:
-    """A hash of the s2r_jax sources this process runs."""
-    root = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _program_file() -> str | None:
+    """The running program's file (train.py, eval.py), if it is one: __main__'s."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path if path and path.endswith(".py") and os.path.isfile(path) else None
+
+
+def source_fingerprint(root: str = PACKAGE_ROOT, program: str | None = None) -> str:
+    """A hash of the code this process runs: the .py files under `root` (s2r_jax) by their
+    paths relative to it, and the program file (default: __main__'s) by its name and contents,
+    so that checkouts at different paths on different hosts agree."""
     digest = hashlib.sha256()
     for folder, dirs, files in sorted(os.walk(root)):
         dirs.sort()
@@ -97,6 +119,11 @@ def source_fingerprint() -> str:
             digest.update(os.path.relpath(path, root).encode())
             with open(path, "rb") as f:
                 digest.update(f.read())
+    program = program or _program_file()
+    if program:
+        digest.update(b"program " + os.path.basename(program).encode())
+        with open(program, "rb") as f:
+            digest.update(f.read())
     return digest.hexdigest()
 
 
@@ -107,20 +134,26 @@ def _allgather_bytes(data: bytes, size: int = 64) -> list[bytes]:
     return [bytes(row) for row in np.asarray(multihost_utils.process_allgather(buf))]
 
 
+_MUST_MATCH = {"config": "the same config file and overrides", "code": "the same s2r_jax version and program file"}
+
+
 def check_same_program(config) -> None:
-    """Every host runs the same config and the same s2r_jax sources, or a ClusterError naming who differs."""
+    """Every host runs the same config and the same code, or a ClusterError naming who differs
+    in what (every difference, config and code, in one message)."""
     if not multihost():
         return
     shared = {k: v for k, v in json.loads(config.to_json_best_effort()).items() if k != "cluster"}  # per-host
     config_hash = hashlib.sha256(json.dumps(shared, sort_keys=True).encode())
     mine = {"config": config_hash.digest()[:16], "code": bytes.fromhex(source_fingerprint())[:16]}
+    problems = []
     for what, value in mine.items():
         rows = _allgather_bytes(value, 16)
         differ = [i for i, r in enumerate(rows) if r != rows[0]]
         if differ:
-            raise ClusterError(f"process(es) {differ} run a different {what} from process 0 "
-                               f"({'the same config file and overrides' if what == 'config' else 'the same s2r_jax version'}"
-                               " must be used on every host)")
+            problems.append(f"process(es) {differ} run a different {what} from process 0 ({_MUST_MATCH[what]} must be "
+                            "used on every host)")
+    if problems:
+        raise ClusterError("; ".join(problems))
 
 
 def any_host(flag: bool) -> bool:

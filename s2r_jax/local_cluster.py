@@ -27,14 +27,15 @@ def free_port() -> int:
 
 class Cluster:
     """`program` (train.py or eval.py) with `args` on `num_processes` processes of
-    `devices_per_process` CPU devices each; per-process extra args in `extra[i]`. With a
+    `devices_per_process` CPU devices each; per-process extra args in `extra[i]`, and another
+    program file in `programs[i]` (a host with another code version, for tests). With a
     `cache_dir`, process 0 compiles every mesh-wide program once and the others load its
     executable (s2r_jax.local_cluster_process says why that needs help on CPU); a relaunch on the
     same topology reads them from `cache_dir`."""
 
     def __init__(self, program: str, args: list[str], num_processes: int, devices_per_process: int, logdir: str,
                  cache_dir: str = "", extra: dict | None = None, heartbeat_s: int = 10, x64: bool = True,
-                 log_compiles: bool = False):
+                 log_compiles: bool = False, programs: dict | None = None):
         port = free_port()
         os.makedirs(logdir, exist_ok=True)
         self.logdir, self.procs, self.started = logdir, [], time.monotonic()
@@ -47,19 +48,22 @@ class Cluster:
                        JAX_SHARE_BINARY_BETWEEN_HOSTS="1")
         if log_compiles:  # every compilation and persistent-cache hit, in process<i>.err
             env["JAX_LOG_COMPILES"] = "1"
-        for i in range(num_processes):
-            # through local_cluster_process: it makes the processes' compilation cache keys agree
-            cmd = [sys.executable, "-m", "s2r_jax.local_cluster_process", os.path.join(ROOT, program), *args,
-                   "--config.distributed=True",
-                   f"--config.cluster.coordinator_address=127.0.0.1:{port}",
-                   f"--config.cluster.num_processes={num_processes}", f"--config.cluster.process_id={i}",
-                   f"--config.cluster.heartbeat_timeout_s={heartbeat_s}", *(extra or {}).get(i, [])]
-            out = open(os.path.join(logdir, f"process{i}.out"), "w")
-            err = open(os.path.join(logdir, f"process{i}.err"), "w")
-            self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT,
-                                               start_new_session=True))
-            out.close()
-            err.close()
+        try:
+            for i in range(num_processes):
+                # through local_cluster_process: it makes the processes' compilation cache keys agree
+                cmd = [sys.executable, "-m", "s2r_jax.local_cluster_process",
+                       os.path.join(ROOT, (programs or {}).get(i, program)), *args,
+                       "--config.distributed=True",
+                       f"--config.cluster.coordinator_address=127.0.0.1:{port}",
+                       f"--config.cluster.num_processes={num_processes}", f"--config.cluster.process_id={i}",
+                       f"--config.cluster.heartbeat_timeout_s={heartbeat_s}", *(extra or {}).get(i, [])]
+                with open(os.path.join(logdir, f"process{i}.out"), "w") as out, \
+                        open(os.path.join(logdir, f"process{i}.err"), "w") as err:
+                    self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT,
+                                                       start_new_session=True))
+        except BaseException:  # a process that could not start: none of those started is left running
+            self.kill_all()
+            raise
 
     def output(self, i: int, stream: str = "out") -> str:
         with open(os.path.join(self.logdir, f"process{i}.{stream}")) as f:

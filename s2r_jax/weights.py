@@ -1,4 +1,4 @@
-"""Import official PyTorch state dicts ({name: numpy array}) into our variables.
+"""Official PyTorch state dicts ({name: numpy array}) to our variables and back.
 
 One table per network maps each official module prefix to its Flax module path and
 kind. The table, not string munging, is the contract: every official key must be
@@ -6,8 +6,11 @@ claimed by it, and every Flax parameter must be filled from it. All problems
 (missing, unexpected and mis-shaped keys) are gathered and raised together as one
 `WeightImportError`, so a user fixes a checkpoint in one pass.
 
-This module needs neither torch nor tensorflow; `s2r_jax.convert` reads `.pth`
-files with torch and calls `import_state_dict`.
+`export_state_dict` walks the same tables the other way (our variables -> the official
+keys), for loading weights trained here into the official PyTorch model.
+
+This module needs neither torch nor tensorflow; `s2r_jax.convert` reads and writes
+`.pth` files with torch and calls `import_state_dict` / `export_state_dict`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ NETWORKS = {
     "drn_d_22_imagenet": "dsa",  # the ImageNet DRN-D-22 initialises the DSA trunk only
 }
 
+# Networks `export_state_dict` writes (the ImageNet DRN is an input only, never an output).
+EXPORTABLE = ("struct_encoder", "struct_decoder", "dsa", "depth_net")
+
 # Parameter counts of the official PyTorch networks (DepthNet's shared PReLU once).
 OFFICIAL_PARAMS = {"struct_encoder": 5_385_856, "struct_decoder": 2_234_049, "dsa": 25_259_761,
                    "depth_net": 54_558_404}
@@ -37,6 +43,10 @@ _OPTIONAL = ("num_batches_tracked",)  # absent from checkpoints of PyTorch < 0.4
 
 class WeightImportError(ValueError):
     """A state dict does not match the official layout; lists every problem."""
+
+
+class WeightExportError(ValueError):
+    """Variables that the official layout has no place for, or that lack a leaf it needs."""
 
 
 def _up_projection(torch_prefix: str, flax_path: tuple) -> Iterator[tuple]:
@@ -148,20 +158,24 @@ def _set(tree, path, value):
     tree[path[-1]] = value
 
 
-# kind -> [(torch leaf, collection, flax leaf, torch->flax transform)]
+def _identity(a):
+    return a
+
+
+# kind -> [(torch leaf, collection, flax leaf, torch->flax, flax->torch)]; import and export both read it
 def _leaves(kind: str, module_params: Mapping) -> list[tuple]:
-    if kind == "conv":  # torch (O, I, kh, kw) -> HWIO
-        out = [("weight", "params", "kernel", lambda w: w.transpose(2, 3, 1, 0))]
-    elif kind == "convT":  # torch (I, O, kh, kw) -> HWIO
-        out = [("weight", "params", "kernel", lambda w: w.transpose(2, 3, 0, 1))]
+    if kind == "conv":  # torch (O, I, kh, kw) <-> HWIO
+        out = [("weight", "params", "kernel", lambda w: w.transpose(2, 3, 1, 0), lambda k: k.transpose(3, 2, 0, 1))]
+    elif kind == "convT":  # torch (I, O, kh, kw) <-> HWIO
+        out = [("weight", "params", "kernel", lambda w: w.transpose(2, 3, 0, 1), lambda k: k.transpose(2, 3, 0, 1))]
     elif kind == "bn":
-        ident = lambda a: a
-        return [("weight", "params", "scale", ident), ("bias", "params", "bias", ident),
-                ("running_mean", "batch_stats", "mean", ident), ("running_var", "batch_stats", "var", ident)]
+        return [("weight", "params", "scale", _identity, _identity), ("bias", "params", "bias", _identity, _identity),
+                ("running_mean", "batch_stats", "mean", _identity, _identity),
+                ("running_var", "batch_stats", "var", _identity, _identity)]
     else:
         raise AssertionError(kind)
     if "bias" in module_params:
-        out.append(("bias", "params", "bias", lambda a: a))
+        out.append(("bias", "params", "bias", _identity, _identity))
     return out
 
 
@@ -172,8 +186,9 @@ def _torch_shape(kind: str, flax_leaf: str, shape: tuple) -> tuple:
     return tuple(shape)
 
 
-def raise_if_mismatched(headline: str, missing: list, unexpected: list, misshaped: list, problems: list = ()) -> None:
-    """Raise one `WeightImportError` listing every missing, unexpected and mis-shaped key."""
+def raise_if_mismatched(headline: str, missing: list, unexpected: list, misshaped: list, problems: list = (),
+                        error: type = WeightImportError) -> None:
+    """Raise one `error` listing every missing, unexpected and mis-shaped key."""
     if not (missing or unexpected or misshaped or problems):
         return
     lines = [headline]
@@ -182,7 +197,7 @@ def raise_if_mismatched(headline: str, missing: list, unexpected: list, misshape
         if items:
             lines.append(f"  {title} ({len(items)}):")
             lines.extend(f"    {item}" for item in items)
-    raise WeightImportError("\n".join(lines))
+    raise error("\n".join(lines))
 
 
 def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str = "module.") -> dict:
@@ -224,7 +239,7 @@ def import_state_dict(network: str, state_dict: Mapping[str, np.ndarray], source
                 prelu_values[key] = sd[key]
             continue
         module_params = _get(shapes["params"], path)
-        for torch_leaf, col, flax_leaf, fn in _leaves(kind, module_params):
+        for torch_leaf, col, flax_leaf, fn, _ in _leaves(kind, module_params):
             key = f"{prefix}.{torch_leaf}"
             claimed.add(key)
             expected = _torch_shape(kind, flax_leaf, _get(shapes[col], path + (flax_leaf,)).shape)
@@ -248,6 +263,75 @@ def import_state_dict(network: str, state_dict: Mapping[str, np.ndarray], source
                         missing, sorted(set(sd) - claimed), misshaped, problems)
     if not out["batch_stats"]:
         del out["batch_stats"]
+    return out
+
+
+def _find(tree, path):
+    """The subtree or leaf at `path`, or None where the path is absent."""
+    for p in path:
+        if not isinstance(tree, Mapping) or p not in tree:
+            return None
+        tree = tree[p]
+    return tree
+
+
+def _paths(tree, where=()) -> Iterator[tuple]:
+    for k, v in tree.items():
+        yield from (_paths(v, where + (k,)) if isinstance(v, Mapping) else [where + (k,)])
+
+
+def export_state_dict(network: str, variables: Mapping) -> dict[str, np.ndarray]:
+    """The inverse of `import_state_dict`: our variables -> one official state dict.
+
+    `variables` is `{'params': {submodule: ...}, 'batch_stats': {submodule: ...}}` as
+    `checkpoint.load_variables` returns it; `network` is one of `EXPORTABLE`. Keys are
+    the official module's own (no DataParallel `module.` prefix). Arrays are float32, as
+    the official model's, whatever dtype the checkpoint stored. Shapes come from the
+    variables, so a model narrower than the official one exports too. Every BatchNorm
+    also gets `num_batches_tracked` (int64 0-d, value 0), so that the key set is the released
+    files' (torch would fill it in for a dict without version metadata); its value is unused
+    by the official model in eval mode (PyTorch reads it only in training, and only for a
+    BatchNorm with momentum=None, which the official networks do not build). All of
+    DepthNet's PReLU keys get the one shared slope. Raises `WeightExportError` naming
+    every leaf the table needs but the variables lack, and every leaf it has no place for.
+    """
+    if network not in EXPORTABLE:
+        raise ValueError(f"cannot export {network!r}; expected one of {list(EXPORTABLE)}")
+    submodule = NETWORKS[network]
+    tree = {col: _find(variables, (col, submodule)) or {} for col in ("params", "batch_stats")}
+    if not tree["params"]:
+        raise WeightExportError(f"the variables hold no {submodule!r} module to export as {network}")
+    out: dict[str, np.ndarray] = {}
+    missing, used = [], set()
+    for prefix, path, kind in _TABLES[network]():
+        if kind == "ignore":  # not part of the network (no exportable table has one today)
+            continue
+        if kind == "prelu":  # every official alias gets the one shared slope
+            leaves = [("weight", "params", path, _identity)]
+        else:  # the official module's leaves (a bias or not), whatever the variables hold
+            official = _get(_flax_shapes(submodule)["params"], path)
+            leaves = [(t, col, path + (f,), to_torch) for t, col, f, _, to_torch in _leaves(kind, official)]
+        for torch_leaf, col, flax_path, to_torch in leaves:
+            used.add((col,) + flax_path)
+            value = _find(tree[col], flax_path)
+            if value is None or isinstance(value, Mapping):
+                missing.append("/".join((col, submodule) + flax_path))
+            else:
+                out[f"{prefix}.{torch_leaf}"] = np.ascontiguousarray(to_torch(np.array(value, np.float32)))
+        if kind == "bn":
+            out[f"{prefix}.num_batches_tracked"] = np.zeros((), np.int64)
+    unexpected = sorted("/".join((col, submodule) + p) for col in tree for p in _paths(tree[col])
+                        if (col,) + p not in used)
+    problems = []
+    if network == "depth_net" and any(p.split("/")[-1].startswith("prelu") for p in unexpected):
+        problems.append("the official Depth_Net shares ONE PReLU; a model with shared_prelu=False has no "
+                        "official layout")
+    if network == "dsa" and any("downsample" in p for p in missing):
+        problems.append("the official DRN-D-22 trunk has a downsample at layers 3 to 6 because its channels grow "
+                        "there; dsa_channels that do not grow at a layer (e.g. (4, 4, 8, 8, 16, 16, 16, 16)) build "
+                        "none, and such a trunk has no official layout")
+    raise_if_mismatched(f"variables of {network} (module {submodule!r}) do not fit the official layout:",
+                        sorted(set(missing)), unexpected, [], problems, error=WeightExportError)
     return out
 
 

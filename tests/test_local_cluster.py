@@ -76,10 +76,21 @@ time.sleep(300)
 """
 
 
-def _hold_lock(entry):
+@pytest.fixture
+def reaped():
+    """`reaped(proc)` -> proc, killed and reaped at the test's end if still running, however it ends."""
+    procs = []
+    yield lambda proc: procs.append(proc) or proc
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _hold_lock(entry, reaped):
     """A process holding the program's lock, as one compiling it does; returns it once it holds it."""
     lock = entry["cache"] / (entry["key"] + LOCK_SUFFIX)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)])
+    holder = reaped(subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)]))
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text()):
         assert time.monotonic() < deadline and holder.poll() is None, "the holder did not take the lock"
@@ -87,15 +98,14 @@ def _hold_lock(entry):
     return holder
 
 
-def _start_waiting(entry, err_path):
+def _start_waiting(entry, err_path, reaped):
     """The program started while another process holds its lock; returns it once it says it waits."""
     err_file = open(err_path, "w")
-    proc = _start(entry["cache"], entry["script"], err_file)
+    proc = reaped(_start(entry["cache"], entry["script"], err_file))
     err_file.close()
     deadline = time.monotonic() + 120
     while "waiting for jit_f" not in err_path.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
             raise AssertionError("it did not wait for the lock: " + err_path.read_text()[-3000:])
         time.sleep(0.2)
     time.sleep(1.0)
@@ -103,10 +113,10 @@ def _start_waiting(entry, err_path):
     return proc
 
 
-def test_a_process_waits_for_the_program_another_is_compiling(entry, tmp_path):
-    holder = _hold_lock(entry)
+def test_a_process_waits_for_the_program_another_is_compiling(entry, tmp_path, reaped):
+    holder = _hold_lock(entry, reaped)
     try:
-        proc = _start_waiting(entry, tmp_path / "err")
+        proc = _start_waiting(entry, tmp_path / "err", reaped)
         # the holder finishes: its entry appears (JAX writes it while holding the lock), then its lock goes
         (entry["cache"] / entry["name"]).write_bytes(entry["bytes"])
         time.sleep(1.0)
@@ -121,10 +131,10 @@ def test_a_process_waits_for_the_program_another_is_compiling(entry, tmp_path):
     assert out == entry["out"]
 
 
-def test_a_compilation_that_dies_releases_its_waiters(entry, tmp_path):
-    holder = _hold_lock(entry)
+def test_a_compilation_that_dies_releases_its_waiters(entry, tmp_path, reaped):
+    holder = _hold_lock(entry, reaped)
     try:
-        proc = _start_waiting(entry, tmp_path / "err")
+        proc = _start_waiting(entry, tmp_path / "err", reaped)
     finally:
         holder.kill()  # dies without writing the entry
         holder.wait()
@@ -135,10 +145,10 @@ def test_a_compilation_that_dies_releases_its_waiters(entry, tmp_path):
     assert out == entry["out"]
 
 
-def test_a_lock_file_left_by_a_process_blocks_nobody(entry):
+def test_a_lock_file_left_by_a_process_blocks_nobody(entry, reaped):
     lock = entry["cache"] / (entry["key"] + LOCK_SUFFIX)
     lock.write_text(f"{socket.gethostname()} 1")  # left by a process killed before it could remove it
-    out, err = _finish(_start(entry["cache"], entry["script"]))
+    out, err = _finish(reaped(_start(entry["cache"], entry["script"])))
     assert "waiting for jit_f" not in err and "Persistent compilation cache hit for 'jit_f'" not in err
     assert (entry["cache"] / entry["name"]).exists() and not lock.exists()  # compiled, written, lock removed
     assert out == entry["out"]

@@ -15,14 +15,17 @@ import os
 import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
+import golden
 from configs_util import load_config, override
-from s2r_jax import checkpoint, repo
+from s2r_jax import checkpoint, repo, weights
 from s2r_jax.local_cluster import Cluster
+from s2r_jax.training.sharding import split_arrays
 
 STEPS = 3  # checkpoint 2 by 2 x 4 processes (then one is killed), step 3 resumed on 4 x 2
 # Narrower than the `:local` smoke run (widths 8): a float64 step then takes a third of the
@@ -31,9 +34,10 @@ NARROW = {"encoder_dim": 4, "depth_ngf": 4}
 # What every stage-1 run here sets, the launches (as --config. flags) and the one-process
 # reference (through configs_util.override) alike. log.every_steps=1: the hosts agree at every
 # step on whether any was signalled (loop._should_stop), so the 4-process relaunch runs that
-# collective at its one step.
+# collective at its one step. fsdp_min_size 1024: under fsdp, 78 of the train state's 374 arrays
+# are split over the 8 devices (the configs' 2**18 would split none of this narrow network's).
 STAGE1 = {"allow_random_frozen": True, "model.dtype": "float64", "log.every_steps": 1, "checkpoint.keep": 10,
-          "checkpoint.every_steps": 2, **{f"model.{k}": v for k, v in NARROW.items()}}
+          "checkpoint.every_steps": 2, "fsdp_min_size": 1024, **{f"model.{k}": v for k, v in NARROW.items()}}
 # narrow and shallow pretraining (1 residual block per decoder, one 2-layer discriminator scale):
 # the step compiles in about a third less time than with MUNIT's depths, and compiling is most
 # of the pretraining test
@@ -68,6 +72,14 @@ def _variables(workdir, step=None):
     return checkpoint.load_variables(workdir, step)[0]
 
 
+def _writers(workdir, step) -> list[int]:
+    """The processes that wrote data into checkpoint `step`'s variables: orbax's OCDBT format
+    keeps each process's writes in its own `ocdbt.process_<i>/d/` (process 0 alone writes the
+    replicated arrays under checkpoint.MIN_REPLICA_SLICE_BYTES)."""
+    found = glob.glob(os.path.join(workdir, str(step), "variables", "ocdbt.process_*", "d", "*"))
+    return sorted({int(re.search(r"ocdbt\.process_(\d+)", f).group(1)) for f in found})
+
+
 @pytest.fixture(scope="session")
 def cache_dir():
     """This test process's compilation cache (tests/conftest.py), shared with every cluster launch:
@@ -77,12 +89,16 @@ def cache_dir():
 
 
 def _mismatched_launch(d, cache_dir, clusters):
-    """Stage 1 on 2 x 1 devices, process 1 with another data.shuffle_seed. Its data_dir does not
-    exist: the hosts must stop at the config check, before anything reads data (had the check let
-    them go on, they would fail on the missing data with another error, which the test tells
-    apart), so the launch needs no procedural data and starts with the file."""
+    """Stage 1 on 2 x 1 devices, process 1 with another data.shuffle_seed and another version of
+    train.py (a copy with one more line). Its data_dir does not exist: the hosts must stop at the
+    config check, before anything reads data (had the check let them go on, they would fail on
+    the missing data with another error, which the test tells apart), so the launch needs no
+    procedural data and starts with the file."""
+    other_version = d / "other_version" / "train.py"
+    other_version.parent.mkdir()
+    other_version.write_text((Path(repo.ROOT) / "train.py").read_text() + "# another version\n")
     with Cluster("train.py", _train_args(d / "no_data", d / "w"), 2, 1, str(d / "logs"), cache_dir,
-                 extra={1: ["--config.data.shuffle_seed=1"]}) as cluster:
+                 extra={1: ["--config.data.shuffle_seed=1"]}, programs={1: str(other_version)}) as cluster:
         clusters.append(cluster)
         codes = cluster.wait(300)
         return {"codes": codes, "errs": [cluster.output(i, "err") for i in range(2)]}
@@ -115,8 +131,8 @@ def reference(procedural_vkitti, tmp_path_factory):
         "param_sharding": "fsdp"})
     workdir = str(tmp_path_factory.mktemp("reference") / "w")
     with jax.enable_x64(True):
-        repo.load_program("train").train(c, workdir)
-    return workdir
+        state = repo.load_program("train").train(c, workdir)
+    return {"workdir": workdir, "split": split_arrays(state)}
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +158,7 @@ def interrupted_run(procedural_vkitti, tmp_path_factory, cache_dir, reference):
         with Cluster("train.py", args, 4, 2, str(d / "l2"), cache_dir, log_compiles=True) as finishing:
             run["host0_pids"].append(finishing.procs[0].pid)
             run["killed_codes"] = killed.wait(120)  # heartbeat 5 s: the survivor is stopped well within this
-            run["killed_err"] = killed.output(0, "err")
+            run["killed_err"], run["killed_output"] = killed.output(0, "err"), killed.output(0)
             run["errs"] += [killed.output(i, "err") for i in range(2)]
             run["finished_codes"] = finishing.wait(600)
             run["finished_outputs"] = [finishing.output(i) for i in range(4)]
@@ -162,17 +178,32 @@ def test_a_killed_host_stops_the_others_naming_it(interrupted_run):
 def test_two_processes_train_as_one_through_kill_and_resume(interrupted_run, reference):
     """2 x 4 devices with FSDP equals 1 x 8 at the first checkpoint, and the run killed and
     resumed on 4 x 2 ends equal to the uninterrupted one: the data of a step, the collectives
-    and the collective checkpoints do not depend on the topology."""
+    and the collective checkpoints do not depend on the topology. Each launch split as many
+    arrays as the one-process run (by the same shape rule), and every host wrote its shards."""
     run = interrupted_run
     assert run["finished_codes"] == [0, 0, 0, 0], run["finished_err"][-3000:]
     assert f"resumed from {run['workdir']} at step {run['killed_at']}" in run["finished_outputs"][0]  # 2 x 4's on 4 x 2
+    split, arrays = reference["split"]  # 78 of 374 here (see STAGE1)
+    assert split > 0
+    said = f"fsdp: {split} of {arrays} arrays of the train state split over the mesh"
+    assert said in run["killed_output"] and said in run["finished_outputs"][0]
+    assert _writers(run["workdir"], 2) == [0, 1]  # by 2 x 4
+    assert _writers(run["workdir"], STEPS) == [0, 1, 2, 3]  # by 4 x 2
     at_kill = _variables(run["workdir"], 2)  # written by 2 x 4, restored here onto one device
-    assert _max_diff(at_kill, _variables(reference, 2)) <= 1e-6
+    assert _max_diff(at_kill, _variables(reference["workdir"], 2)) <= 1e-6
     final = _variables(run["workdir"])
-    assert _max_diff(final, _variables(reference, STEPS)) <= 1e-6
+    assert _max_diff(final, _variables(reference["workdir"], STEPS)) <= 1e-6
     # the multi-process checkpoints restore onto one device of this process (eval, predict, init_from)
     for variables in (at_kill, final):
         assert {tuple(x.sharding.device_set)[0] for x in jax.tree.leaves(variables)} == {jax.local_devices()[0]}
+    # and convert back to the official PyTorch state dicts (`convert --to_official`) of the networks
+    # stage 1 trains (the `:local` DSA trunk has no official layout: tests/test_convert.py)
+    for network in ("struct_encoder", "struct_decoder"):
+        exported = weights.export_state_dict(network, at_kill)
+        expected = weights.export_state_dict(network, _variables(reference["workdir"], 2))
+        assert set(exported) == set(golden.LAYOUT[network])
+        assert exported.keys() == expected.keys()
+        assert max(float(np.max(np.abs(exported[k] - expected[k]))) for k in exported) <= 1e-6
 
 
 def test_no_launch_compiles_the_step(interrupted_run):
@@ -285,6 +316,7 @@ def test_pretraining_on_two_processes_equals_one(pretraining_run):
     assert run["stopped"] in (2, 3, 4)
     two = _variables(run["workdir"])
     assert _max_diff(two, _variables(run["reference"], run["stopped"])) <= 1e-6
+    assert _writers(run["workdir"], run["stopped"]) == [0]  # replicated, each array under 1 MiB: process 0 wrote all
     # stage 1's init_from.struct_encoder reads the 2-process pretraining checkpoint
     from s2r_jax.training import depth_stage
     s1 = load_config("struct_decoder", "local")
@@ -294,8 +326,9 @@ def test_pretraining_on_two_processes_equals_one(pretraining_run):
     assert _max_diff(jax.device_get(two["params"]["struct_encoder"]), initial["params"]["struct_encoder"]) == 0.0
 
 
-def test_hosts_with_another_config_stop_at_start(mismatched_launch):
+def test_hosts_with_another_config_or_code_stop_at_start(mismatched_launch):
     run = mismatched_launch.result(timeout=600)
     assert run["codes"] == [1, 1]
-    for err in run["errs"]:  # the config check's error, not the missing data's (see _mismatched_launch)
+    for err in run["errs"]:  # the check's error, not the missing data's (see _mismatched_launch)
         assert "process(es) [1] run a different config from process 0" in err, err[-3000:]
+        assert "process(es) [1] run a different code from process 0" in err, err[-3000:]

@@ -35,7 +35,8 @@ def _setup(config, mesh, cast=None):
     """A state and the jitted step, built as train.py builds them."""
     tx = make_optimizer(config)
     abstract = abstract_variables(config)
-    shardings = state_sharding(jax.eval_shape(lambda v: create_state(v, tx), abstract), mesh, config.param_sharding)
+    shardings = state_sharding(jax.eval_shape(lambda v: create_state(v, tx), abstract), mesh, config.param_sharding,
+                               config.fsdp_min_size)
     variables = initial_variables(config, abstract)
     if cast is not None:  # float64 parameters too: exactness tests compute everything in float64
         variables = jax.tree.map(lambda a: a.astype(cast), variables)

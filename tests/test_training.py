@@ -15,7 +15,7 @@ from configs_util import ROOT, load_config, override
 from s2r_jax import checkpoint, config_schema, losses, repo
 from s2r_jax.data import batching, pipeline
 from s2r_jax.training import depth_stage, loop
-from s2r_jax.training.sharding import state_sharding
+from s2r_jax.training.sharding import split_arrays, state_sharding
 
 trainer = repo.load_program("train")
 
@@ -47,7 +47,8 @@ def _state_and_step(config, mesh):
     abstract = depth_stage.abstract_variables(model, config)
     variables = depth_stage.initial_variables(config, abstract)
     make_state = lambda v: depth_stage.create_state(v, config, tx)
-    shardings = state_sharding(jax.eval_shape(make_state, abstract), mesh, config.param_sharding)
+    shardings = state_sharding(jax.eval_shape(make_state, abstract), mesh, config.param_sharding,
+                               config.fsdp_min_size)
     state = jax.jit(make_state, out_shardings=shardings)(variables)
     step = jax.jit(depth_stage.make_train_step(model, config, tx, depth_stage.learning_rate_schedule(config, 2)),
                    in_shardings=(shardings, batching.batch_sharding(mesh)), out_shardings=(shardings, None))
@@ -62,6 +63,28 @@ def _first_batch(config):
     return next(pipeline.train_iterator(config.data))
 
 
+# Under fsdp, arrays of at least this many elements are split (config.fsdp_min_size): the
+# configs' 2**18 would split none of the `:local` network's (the largest kernel has 73,728)
+TEST_FSDP_MIN_SIZE = 1024
+
+
+def _assert_split_as_asked(state, param_sharding):
+    """Under fsdp, exactly the arrays of at least TEST_FSDP_MIN_SIZE elements with a dimension divisible
+    by the data axis (8) are split, over that axis, and there are some; replicated splits none."""
+    expected = 0
+    for x in jax.tree.leaves(state):
+        spec = tuple(x.sharding.spec)
+        splittable = x.size >= TEST_FSDP_MIN_SIZE and any(d % 8 == 0 for d in x.shape)
+        if param_sharding == "fsdp" and splittable:
+            expected += 1
+            assert spec.count("data") == 1 and len(x.sharding.device_set) == 8, (x.shape, spec)
+            assert x.addressable_shards[0].data.size == x.size // 8
+        else:
+            assert not any(spec), (x.shape, spec)
+    assert split_arrays(state) == (expected, len(jax.tree.leaves(state)))
+    assert (expected > 0) == (param_sharding == "fsdp")
+
+
 @pytest.mark.parametrize("param_sharding", ["replicated", "fsdp"])
 def test_sharded_step_equals_single_device_step(data_dir, param_sharding):
     """One stage-1 step on 8 devices equals the single-device step: state within 1e-5; and its
@@ -74,7 +97,7 @@ def test_sharded_step_equals_single_device_step(data_dir, param_sharding):
     error; in float64 that noise is ~1e-12 while a sharding mistake (e.g. per-device
     BatchNorm statistics) changes the result at ~1e-2.
     """
-    config = stage_config("struct_decoder", data_dir, param_sharding=param_sharding,
+    config = stage_config("struct_decoder", data_dir, param_sharding=param_sharding, fsdp_min_size=TEST_FSDP_MIN_SIZE,
                           **{"model.dtype": "float64", "loss.struct_weight": 0.7, "loss.beta": 10.0})
     local = _first_batch(config)
     results = []
@@ -82,6 +105,8 @@ def test_sharded_step_equals_single_device_step(data_dir, param_sharding):
         for n in (1, 8):
             mesh = _mesh(n)
             state, step = _state_and_step(config, mesh)
+            if n == 8:
+                _assert_split_as_asked(state, param_sharding)
             before = jax.device_get(state.variables())
             state, metrics = step(state, batching.global_batch(local, mesh))
             results.append(jax.device_get((metrics, state)))
@@ -173,7 +198,8 @@ def test_sigterm_then_resume_equals_uninterrupted_run(data_dir, tmp_path, monkey
 
 
 def test_resume_onto_another_sharding_and_restore_onto_one_device(data_dir, tmp_path):
-    config = stage_config("struct_decoder", data_dir, param_sharding="fsdp", num_train_steps=5)
+    config = stage_config("struct_decoder", data_dir, param_sharding="fsdp", fsdp_min_size=TEST_FSDP_MIN_SIZE,
+                          num_train_steps=5)
     trainer.train(config, str(tmp_path / "w"))
     replicated = stage_config("struct_decoder", data_dir, param_sharding="replicated")
     state = trainer.train(replicated, str(tmp_path / "w"))

@@ -61,7 +61,7 @@ def time_stage(config, dtype: str, batch_size: int, steps: int, breakdown: bool 
     abstract = abstract_variables(model, config)
     variables = initial_variables(config, abstract)
     abstract_state = jax.eval_shape(lambda v: create_state(v, config, tx), abstract)
-    shardings = state_sharding(abstract_state, mesh, config.param_sharding)
+    shardings = state_sharding(abstract_state, mesh, config.param_sharding, config.fsdp_min_size)
     state = jax.jit(lambda v: create_state(v, config, tx), out_shardings=shardings)(variables)
     h, w = config.data.image_size
     rng = np.random.default_rng(0)

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from s2r_jax import checkpoint, console, distributed
+from s2r_jax.training import sharding
 from s2r_jax.training.depth_stage import flat
 
 BEST = "best"  # the subdirectory holding the best checkpoint by config.eval.best_metric
@@ -131,6 +132,8 @@ def train(config, workdir: str, ckpt: checkpoint.Checkpointer, state, train_step
     progress = console.Progress(first_step, num_steps)
     console.say(f"training {config.stage}: steps {first_step + 1}..{num_steps} on {jax.device_count()} device(s)"
                 + (f" of {jax.process_count()} processes" if distributed.multihost() else "") + f"; workdir {workdir}")
+    if config.param_sharding == "fsdp":  # what it split, not what it was asked: see config.fsdp_min_size
+        console.say("fsdp: {} of {} arrays of the train state split over the mesh".format(*sharding.split_arrays(state)))
 
     stop = {"signal": None}
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))

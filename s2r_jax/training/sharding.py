@@ -2,10 +2,10 @@
 
 The mesh comes from `config.mesh` (default: every device on one `data` axis), with
 Auto axis types (`jax.make_mesh` now defaults to Explicit). Parameters and optimizer
-state are replicated, or with `param_sharding='fsdp'` large arrays are split along
-their largest dimension divisible by the data axis (ZeRO-3 style; XLA gathers them
-for the computation). Rules depend only on an array's shape, so Adam's moments get
-the sharding of their parameter.
+state are replicated, or with `param_sharding='fsdp'` arrays of at least
+`config.fsdp_min_size` elements are split along their largest dimension divisible by the
+data axis (ZeRO-3 style; XLA gathers them for the computation). Rules depend only on an
+array's shape, so Adam's moments get the sharding of their parameter.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-FSDP_MIN_SIZE = 2 ** 18  # arrays smaller than this (biases, norms, small kernels) stay replicated
+# [ours] the configs' default fsdp_min_size: arrays smaller than this (biases, norms, small
+# kernels) stay replicated, their gathers costing more than the memory they would save
+FSDP_MIN_SIZE = 2 ** 18
 
 
 def make_mesh(shape=(-1,), axes=("data",)) -> Mesh:
@@ -31,8 +33,8 @@ def make_mesh(shape=(-1,), axes=("data",)) -> Mesh:
     return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
 
 
-def param_spec(shape: tuple[int, ...], mesh: Mesh, mode: str) -> P:
-    if mode == "replicated" or int(np.prod(shape)) < FSDP_MIN_SIZE:
+def param_spec(shape: tuple[int, ...], mesh: Mesh, mode: str, min_size: int = FSDP_MIN_SIZE) -> P:
+    if mode == "replicated" or int(np.prod(shape)) < min_size:
         return P()
     n = mesh.shape["data"]
     for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
@@ -43,9 +45,18 @@ def param_spec(shape: tuple[int, ...], mesh: Mesh, mode: str) -> P:
     return P()
 
 
-def state_sharding(abstract_state, mesh: Mesh, mode: str):
+def state_sharding(abstract_state, mesh: Mesh, mode: str, min_size: int = FSDP_MIN_SIZE):
     """A NamedSharding per leaf of an (abstract) tree: a train state, or model variables."""
-    return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), mesh, mode)), abstract_state)
+    return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), mesh, mode, min_size)),
+                        abstract_state)
+
+
+def split_arrays(tree) -> tuple[int, int]:
+    """(arrays split over a mesh axis, arrays) among the jax.Array leaves of `tree`: what a run's
+    `param_sharding` actually did, for its log (fsdp splits nothing under `fsdp_min_size`)."""
+    arrays = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
+    split = [x for x in arrays if not x.sharding.is_fully_replicated]  # P('data') on a 1-device axis is not split
+    return len(split), len(arrays)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
