@@ -72,7 +72,7 @@ def _kill_while_saving(workdir) -> list[str]:
     """Start SAVER, SIGKILL it once a step being written after a complete one holds 1 MiB of
     data; the temporary step directories left after the kill (none if the save completed meanwhile)."""
     os.makedirs(workdir)
-    err_path = os.path.join(workdir, "..", os.path.basename(workdir) + ".err")
+    err_path = workdir + ".err"  # beside it
     with open(err_path, "w") as err:
         saver = subprocess.Popen([sys.executable, "-c", SAVER, workdir], env={
             **os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}, stderr=err)
